@@ -1,0 +1,114 @@
+"""Feature extraction: registry, local weights only, provenance, atomic outputs."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from histodistill.errors import HistodistillError, WeightsError
+from histodistill.features.extract import SlideJob, extract_slides, resolve_device
+from histodistill.features.registry import REGISTRY, build_extractor, get_spec
+from histodistill.provenance import file_sha256
+from histodistill.wsi.segmentation import SegmentationParams, segment_slide
+from histodistill.wsi.tiling import TilingParams, tile_slide
+
+
+@pytest.fixture(scope="module")
+def patches(tiny_cohort, tmp_path_factory):
+    folder, _, plan = tiny_cohort
+    out = tmp_path_factory.mktemp("patches")
+    slide_id = next(iter(plan.slides))
+    slide = folder / "slides" / f"{slide_id}.tiff"
+    segment_slide(slide, slide_id, out / "t.geojson", out / "qc.png", SegmentationParams())
+    tile_slide(slide, slide_id, out / "t.geojson", out / "p.h5", TilingParams(112.0, 112, 0.5))
+    return slide_id, slide, out / "p.h5"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registered_extractor_builds_with_random_weights(name):
+    ext = build_extractor(name, None, seed=0)
+    spec = ext.spec
+    with torch.inference_mode():
+        out = ext.encoder(torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8))
+    assert out.shape == (2, spec.dim) and out.dtype == torch.float32
+    assert ext.random_weights and "RANDOM" in ext.weights_source
+    assert build_extractor(name, None, seed=0).weights_sha256 == ext.weights_sha256
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_weights_round_trip_through_the_real_loading_path(tmp_path, suffix):
+    ref = build_extractor("resnet18_trunc", None, seed=5)
+    path = tmp_path / f"w{suffix}"
+    state = {k: v.contiguous() for k, v in ref.encoder.backbone.state_dict().items()}
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    loaded = build_extractor("resnet18_trunc", path, seed=99)
+    assert not loaded.random_weights and loaded.weights_sha256 == file_sha256(path)
+    x = torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)
+    with torch.inference_mode():
+        assert torch.equal(ref.encoder(x), loaded.encoder(x))
+
+
+def test_missing_and_mismatched_weights(tmp_path):
+    with pytest.raises(WeightsError, match="not found.*obtain them"):
+        build_extractor("resnet18_trunc", tmp_path / "none.safetensors")
+    other = build_extractor("resnet50_trunc", None).encoder.backbone.state_dict()
+    torch.save(other, tmp_path / "r50.pt")
+    with pytest.raises(WeightsError, match="does not match extractor 'resnet18_trunc'|shape"):
+        build_extractor("resnet18_trunc", tmp_path / "r50.pt")
+
+
+def test_unknown_extractor_and_timm_names():
+    with pytest.raises(HistodistillError, match="unknown extractor"):
+        get_spec("uni_v9")
+    spec = get_spec("timm:resnet10t")
+    assert spec.pooling == "pre_logits" and spec.dim == 512
+
+
+def test_gpu_request_without_gpu_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(HistodistillError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_extracted_features_carry_provenance(patches, tmp_path):
+    slide_id, slide, patch_h5 = patches
+    out = tmp_path / "f.h5"
+    n = extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
+                       "resnet18_trunc", None, batch_size=16, code_version="abc")
+    with h5py.File(out) as f, h5py.File(patch_h5) as p:
+        assert f["features"].shape == (n[slide_id], 256) and f["features"].dtype == np.float32
+        assert np.array_equal(f["coords"][:], p["coords"][:])
+        assert f["coords"].attrs["patch_size_um"] == 112.0
+        assert bool(f.attrs["random_weights"]) and f.attrs["code_version"] == "abc"
+        assert len(f.attrs["weights_sha256"]) == 64
+        assert np.isfinite(f["features"][:]).all()
+
+
+def test_failure_mid_slide_leaves_no_file(patches, tmp_path, monkeypatch):
+    slide_id, slide, patch_h5 = patches
+    from histodistill.features import extract
+
+    calls = {"n": 0}
+    original = extract.TileDataset.__getitem__
+
+    def flaky(self, i):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("disk went away")
+        return original(self, i)
+
+    monkeypatch.setattr(extract.TileDataset, "__getitem__", flaky)
+    out = tmp_path / "f.h5"
+    with pytest.raises(RuntimeError, match="disk went away"):
+        extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
+                       "resnet18_trunc", None, batch_size=8)
+    assert list(tmp_path.iterdir()) == []

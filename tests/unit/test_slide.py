@@ -1,0 +1,76 @@
+"""Opening slides: mpp from metadata or sheet, clear errors naming the slide."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import TEST_DATA
+from histodistill.errors import SlideError
+from histodistill.wsi.slide import open_slide, read_scaled, rgba_to_rgb
+from histodistill.wsi.write import write_pyramidal_tiff
+
+CMU = TEST_DATA / "wsi" / "CMU-1-Small-Region.svs"
+
+
+def _tiff_without_mpp(path):
+    img = np.full((512, 512, 3), 230, np.uint8)
+    tifffile.imwrite(path, img, tile=(256, 256), photometric="rgb", compression="jpeg")
+    return path
+
+
+def test_real_aperio_slide_metadata():
+    slide, info = open_slide(CMU, "cmu1")
+    with slide:
+        assert info.vendor == "aperio"
+        assert info.mpp == pytest.approx(0.499)
+        assert info.mpp_source == "metadata"
+        assert info.dimensions == (2220, 2967)
+
+
+def test_missing_mpp_names_the_slide_and_asks_for_the_sheet(tmp_path):
+    path = _tiff_without_mpp(tmp_path / "nompp.tiff")
+    with pytest.raises(SlideError, match="'nompp'.*no microns-per-pixel.*'mpp' column"):
+        open_slide(path, "nompp")
+    slide, info = open_slide(path, "nompp", mpp_override=0.5)
+    slide.close()
+    assert info.mpp == 0.5 and info.mpp_source == "sheet"
+
+
+@pytest.mark.parametrize("mpp", [0.01, 50.0])
+def test_implausible_mpp_is_an_error(tmp_path, mpp):
+    path = _tiff_without_mpp(tmp_path / "x.tiff")
+    with pytest.raises(SlideError, match="implausible resolution"):
+        open_slide(path, "x", mpp_override=mpp)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(SlideError, match="'gone'.*does not exist"):
+        open_slide(tmp_path / "gone.svs", "gone")
+    bad = tmp_path / "bad.svs"
+    bad.write_bytes(b"II*\x00" + bytes(range(256)) * 8)
+    with pytest.raises(SlideError, match="'bad'"):
+        open_slide(bad, "bad")
+
+
+def test_best_level_never_upsamples(tmp_path):
+    path = tmp_path / "p.tiff"
+    write_pyramidal_tiff(path, np.full((1024, 2048, 3), 200, np.uint8), 0.25, min_level_px=16)
+    slide, info = open_slide(path, "p")
+    slide.close()
+    assert info.level_downsamples[:3] == (1.0, 4.0, 16.0)
+    assert info.best_level(1.0) == 0
+    assert info.best_level(3.9) == 0
+    assert info.best_level(4.0) == 1
+    assert info.best_level(15.0) == 1
+    assert info.best_level(100.0) == len(info.level_downsamples) - 1
+
+
+def test_read_scaled_and_transparent_background():
+    slide, info = open_slide(CMU, "cmu1")
+    with slide:
+        thumb = read_scaled(slide, info, 8.0)
+    assert thumb.shape[:2] == (round(2967 * 0.499 / 8), round(2220 * 0.499 / 8))
+    rgba = np.zeros((2, 2, 4), np.uint8)  # premultiplied, fully transparent
+    assert (rgba_to_rgb(rgba) == 255).all()

@@ -1,0 +1,40 @@
+"""A wrong key or a missing file is a clear error before any job starts."""
+
+from __future__ import annotations
+
+from workflow_helpers import snakemake, tiny_config, tiny_demo
+
+
+def test_unknown_key_is_rejected_before_any_job(tmp_path):
+    config = tiny_config(a=tiny_demo(4))
+    config["train"]["epoch"] = 3  # typo of epochs
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Additional properties are not allowed ('epoch' was unexpected)" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_sheet_names_the_file(tmp_path):
+    config = tiny_config(real={"samples": str(tmp_path / "nope.tsv"),
+                               "clinical": str(tmp_path / "clinical.tsv"),
+                               "rna_counts": str(tmp_path / "counts.tsv")})
+    (tmp_path / "counts.tsv").write_text("gene\tP1\nG1\t1\n")
+    (tmp_path / "clinical.tsv").write_text("patient\ttime\tevent\nP1\t3\t1\n")
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "nope.tsv" in out and "does not exist" in out
+
+
+def test_duplicate_slide_ids_are_rejected(tmp_path):
+    (tmp_path / "s.svs").write_bytes(b"x")
+    (tmp_path / "samples.tsv").write_text("patient\tslide\tpath\nP1\tS1\ts.svs\nP1\tS1\ts.svs\n")
+    (tmp_path / "clinical.tsv").write_text("patient\ttime\tevent\nP1\t3\t1\n")
+    (tmp_path / "counts.tsv").write_text("gene\tP1\nG1\t1\n")
+    config = tiny_config(real={"samples": str(tmp_path / "samples.tsv"),
+                               "clinical": str(tmp_path / "clinical.tsv"),
+                               "rna_counts": str(tmp_path / "counts.tsv")})
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "cohort 'real'" in out and "slide IDs must be unique" in out

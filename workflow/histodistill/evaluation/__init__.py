@@ -1,0 +1,1 @@
+"""Metrics and plots from out-of-fold predictions."""

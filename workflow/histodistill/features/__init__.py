@@ -1,0 +1,1 @@
+"""Patch feature extraction with timm encoders from local weight files."""

@@ -1,0 +1,1 @@
+"""Risk models: baselines and RNA->WSI distilled students (see ../shared/docs/METHODS.md)."""

@@ -1,0 +1,35 @@
+"""What each model needs, without importing torch (read by the workflow at parse time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    needs_wsi: bool  # reads patch features at inference
+    needs_rna: bool  # reads pathway scores at inference (patients without RNA are skipped)
+    teacher: str | None = None  # model distilled from (same fold)
+
+    @property
+    def histology_only(self) -> bool:
+        return self.needs_wsi and not self.needs_rna
+
+
+CATALOG: dict[str, ModelInfo] = {
+    "rna_snn": ModelInfo(needs_wsi=False, needs_rna=True),
+    "wsi_abmil": ModelInfo(needs_wsi=True, needs_rna=False),
+    "teacher_fusion": ModelInfo(needs_wsi=True, needs_rna=True),
+    "student_kd": ModelInfo(needs_wsi=True, needs_rna=False, teacher="teacher_fusion"),
+}
+
+
+def with_teachers(models: list[str]) -> list[str]:
+    """``models`` plus every teacher they need, teachers first, no duplicates."""
+    out: list[str] = []
+    for m in models:
+        teacher = CATALOG[m].teacher
+        for name in ([teacher] if teacher else []) + [m]:
+            if name not in out:
+                out.append(name)
+    return out

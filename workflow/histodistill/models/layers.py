@@ -1,0 +1,57 @@
+"""Building blocks shared by every model: SNN for tabular RNA, gated attention MIL for bags."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class SNN(nn.Module):
+    """Self-normalising MLP (Klambauer et al. 2017): Linear -> SELU -> AlphaDropout blocks,
+    LeCun-normal initialisation so activations keep zero mean and unit variance."""
+
+    def __init__(self, d_in: int, hidden: int, n_layers: int = 2, dropout: float = 0.25):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = d_in
+        for _ in range(n_layers):
+            layers += [nn.Linear(d, hidden), nn.SELU(), nn.AlphaDropout(dropout)]
+            d = hidden
+        self.net = nn.Sequential(*layers)
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.in_features))
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class GatedAttention(nn.Module):
+    """a_i = softmax_i(w^T (tanh(V h_i) * sigmoid(U h_i))) (Ilse et al. 2018)."""
+
+    def __init__(self, d: int, d_attn: int, dropout: float = 0.0):
+        super().__init__()
+        self.v = nn.Sequential(nn.Linear(d, d_attn), nn.Tanh(), nn.Dropout(dropout))
+        self.u = nn.Sequential(nn.Linear(d, d_attn), nn.Sigmoid(), nn.Dropout(dropout))
+        self.w = nn.Linear(d_attn, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, d) -> attention weights (N,) summing to one."""
+        return torch.softmax(self.w(self.v(h) * self.u(h)).squeeze(-1), dim=0)
+
+
+class ABMIL(nn.Module):
+    """Patch features (N, D) -> patient embedding (hidden,) and attention (N,)."""
+
+    def __init__(self, d_in: int, hidden: int, dropout: float = 0.25):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.attention = GatedAttention(hidden, max(8, hidden // 2), dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(x)
+        a = self.attention(h)
+        return a @ h, a

@@ -1,0 +1,126 @@
+"""Render the cohort's report as ONE self-contained HTML file.
+
+Images are embedded as base64 data URIs and the CSS is inline: the file opens offline, can be
+mailed to a collaborator, and holds no external link or script.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import h5py
+import jinja2
+import pandas as pd
+import yaml
+
+from histodistill import __version__
+from histodistill.io import write_text
+from histodistill.provenance import versions
+from histodistill.sheets import read_clinical, read_samples
+
+DISTRIBUTIONS = ("snakemake", "torch", "timm", "openslide-python", "openslide-bin",
+                 "opencv-python-headless", "pydeseq2", "gseapy", "scikit-survival", "numpy",
+                 "pandas")
+
+
+def data_uri(png: str | Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if pd.isna(v) else f"{v:.4g}" if abs(v) < 1e-3 else f"{v:.3f}"
+    return str(v)
+
+
+def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
+    wsi, tiling = cfg["wsi"]["segmentation"], cfg["wsi"]["tiling"]
+    train, splits = cfg["train"], cfg["splits"]
+    return [
+        f"Tissue was segmented on thumbnails at {wsi['thumbnail_mpp']} um/px (HSV saturation "
+        f"threshold: Otsu bounded by glass saturation + {wsi['glass_margin']}, morphological "
+        f"closing/opening, components under {wsi['min_component_um2']:.0f} um^2 dropped). "
+        f"Slides were tiled into non-overlapping {tiling['patch_um']} um patches resized to "
+        f"{tiling['patch_px']} px ({tiling['patch_um'] / tiling['patch_px']:.3g} um/px), keeping "
+        f"patches with tissue fraction >= {tiling['min_tissue_fraction']}.",
+        f"Patch features: {extractor_note}",
+        "RNA-seq counts were normalised with pydeseq2 (median-of-ratios size factors, "
+        f"variance-stabilising transform) and scored with gseapy {cfg['rna']['score_method']} "
+        f"(enrichment score, rank sample normalisation) on the '{cfg['rna']['geneset']}' gene "
+        "sets; pathway scores were standardised with means and SDs of each fold's training "
+        "patients.",
+        f"Patients were split into {splits['n_folds']} event-stratified folds (seed "
+        f"{splits['seed']}); within each training fold {splits['val_fraction']:.0%} of patients "
+        "formed an inner validation set for early stopping. Models were trained with the "
+        f"discrete-time survival likelihood ({train['n_bins']} intervals at quantiles of the "
+        f"training fold's event times, alpha = {train['alpha']}), AdamW (lr {train['lr']}), up "
+        f"to {train['epochs']} epochs, bags capped at {train['max_patches']} patches in "
+        "training. Distilled students see only histology at inference.",
+    ]
+
+
+def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
+                 cindex_png: str | Path, km_pngs: dict[str, str], rna_qc_png: str | Path,
+                 coverage_tsv: str | Path, samples_tsv: str | Path, clinical_tsv: str | Path,
+                 pathways_parquet: str | Path, feature_h5s: list[str],
+                 tissue_qc_pngs: dict[str, str], wsi_only: list[str],
+                 out_html: str | Path) -> None:
+    clinical = read_clinical(clinical_tsv)
+    slides = read_samples(samples_tsv, check_files=False)
+    rna_patients = set(pd.read_parquet(pathways_parquet, columns=[]).index)
+    coverage = pd.read_csv(coverage_tsv, sep="\t")
+    metrics = pd.read_csv(metrics_tsv, sep="\t")
+
+    tiles, random_slides, extractors = {}, [], set()
+    for path in feature_h5s:
+        with h5py.File(path, "r") as f:
+            sid = str(f.attrs["slide_id"])
+            tiles[sid] = f["features"].shape[0]
+            extractors.add((str(f.attrs["extractor"]), str(f.attrs["weights_source"]),
+                            str(f.attrs["weights_sha256"])))
+            if bool(f.attrs["random_weights"]):
+                random_slides.append(sid)
+    warnings = []
+    if random_slides:
+        warnings.append(
+            f"features of {len(random_slides)} of {len(tiles)} slides were computed with "
+            "RANDOMLY INITIALISED encoder weights (demo/test mode). The metrics below show that "
+            "the pipeline runs; they say nothing about a pathology foundation model.")
+    ext_note = "; ".join(f"{name} (weights: {src}; sha256 {sha[:12]}...)"
+                         for name, src, sha in sorted(extractors))
+
+    n_events = int(clinical.loc[sorted({s.patient for s in slides.values()}), "event"].sum())
+    patients = sorted({s.patient for s in slides.values()})
+    summary = {
+        "patients with slides": len(patients),
+        "slides": len(slides),
+        "events (deaths)": n_events,
+        "patients with RNA": f"{len(rna_patients & set(patients))} of {len(patients)}",
+        "tiles in total": sum(tiles.values()),
+        "median observed time (months)": f"{clinical.loc[patients, 'time'].median():.1f}",
+    }
+    cols = list(metrics.columns)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(files("histodistill.report").joinpath("template.html.j2")
+                               .read_text(encoding="utf-8"))
+    html = template.render(
+        cohort=cohort, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        versions={"histodistill": __version__, **versions(*DISTRIBUTIONS)},
+        warnings=warnings, summary=summary, n_folds=cfg["splits"]["n_folds"],
+        n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only, metric_columns=cols,
+        metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
+        cindex_png=data_uri(cindex_png),
+        km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
+        rna_qc_png=data_uri(rna_qc_png),
+        genesets_used=int(coverage["used"].sum()), genesets_total=len(coverage),
+        slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, "")}
+                for s in sorted(slides)],
+        tissue_qc={s: data_uri(p) for s, p in tissue_qc_pngs.items()},
+        methods=methods_text(cfg, ext_note),
+        config_yaml=yaml.safe_dump(cfg, sort_keys=False),
+    )
+    write_text(out_html, html)

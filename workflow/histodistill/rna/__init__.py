@@ -1,0 +1,1 @@
+"""Bulk RNA-seq: reading count tables, DESeq2 normalisation, pathway scores."""

@@ -1,0 +1,72 @@
+"""Patient-level, seeded, event-stratified k-fold splits with an inner validation split.
+
+``splits/folds.tsv`` is long: one row per (fold, patient) with ``role`` in
+{train, val, test}. For fold k, ``test`` is the k-th outer fold (out-of-fold predictions are
+reported on it); ``val`` is a stratified part of the remaining patients used only for early
+stopping / model selection; ``train`` is the rest, on which everything is fitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from histodistill.errors import InputError
+from histodistill.io import write_tsv
+from histodistill.sheets import patient_slides, read_clinical, read_samples
+
+log = logging.getLogger(__name__)
+
+
+def assign_folds(patients: pd.Series, n_folds: int, val_fraction: float, seed: int
+                 ) -> pd.DataFrame:
+    """``patients``: event indicator indexed by patient ID -> long (fold, patient, role)."""
+    patients = patients.sort_index()  # independent of sheet order
+    n_events = int(patients.sum())
+    if min(n_events, len(patients) - n_events) < n_folds:
+        raise InputError(f"{len(patients)} patients with {n_events} events cannot be split into "
+                         f"{n_folds} event-stratified folds; lower splits.n_folds")
+    outer = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    ids = patients.index.to_numpy()
+    y = patients.to_numpy()
+    rows = []
+    for k, (train_idx, test_idx) in enumerate(outer.split(ids, y)):
+        rest, rest_y = ids[train_idx], y[train_idx]
+        n_val = max(2, int(round(val_fraction * len(rest))))
+        stratify = rest_y if min(np.bincount(rest_y, minlength=2)) >= 2 else None
+        train, val = train_test_split(rest, test_size=n_val, stratify=stratify,
+                                      random_state=seed + 1000 * (k + 1))
+        rows += [(k, p, "train") for p in train] + [(k, p, "val") for p in val]
+        rows += [(k, p, "test") for p in ids[test_idx]]
+    out = pd.DataFrame(rows, columns=["fold", "patient", "role"])
+    return out.sort_values(["fold", "role", "patient"]).reset_index(drop=True)
+
+
+def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: str | Path,
+                n_folds: int, val_fraction: float, seed: int) -> pd.DataFrame:
+    """Split the patients that have at least one slide (every model needs histology)."""
+    clinical = read_clinical(clinical_path)
+    slides = read_samples(samples_path, clinical.index.tolist(), check_files=False)
+    with_slides = sorted(patient_slides(slides))
+    no_slide = sorted(set(clinical.index) - set(with_slides))
+    if no_slide:
+        log.warning("%d patients have no slide and are not in any fold: %s", len(no_slide),
+                    ", ".join(no_slide[:10]))
+    folds = assign_folds(clinical.loc[with_slides, "event"], n_folds, val_fraction, seed)
+    write_tsv(out_tsv, folds)
+    log.info("%d patients in %d folds (seed %d)", len(with_slides), n_folds, seed)
+    return folds
+
+
+def read_folds(path: str | Path, fold: int) -> dict[str, list[str]]:
+    """Role -> patients of ``fold``."""
+    df = pd.read_csv(path, sep="\t", dtype={"patient": str})
+    sub = df[df["fold"] == fold]
+    if sub.empty:
+        raise InputError(f"{path} has no fold {fold}")
+    return {role: sorted(sub.loc[sub["role"] == role, "patient"])
+            for role in ("train", "val", "test")}

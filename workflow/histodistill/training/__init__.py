@@ -1,0 +1,1 @@
+"""Training one model on one fold, honestly: everything fitted on the fold's training part."""

@@ -1,0 +1,1 @@
+"""Whole-slide images: opening, tissue segmentation, tiling, writing synthetic pyramids."""

@@ -1,0 +1,159 @@
+"""Tile coordinates at a physical patch size, stored in a CLAM/TRIDENT-style h5.
+
+A tile is ``patch_um`` micrometres wide and is fed to the encoder as ``patch_px`` pixels, i.e.
+at ``patch_um / patch_px`` um/px. It is read from the coarsest pyramid level at or above that
+resolution and resized. Coordinates are the level-0 top-left corners of a non-overlapping grid
+anchored at (0, 0); a tile is kept when its tissue fraction >= ``min_tissue_fraction``.
+
+h5 layout (``patches/{slide}.h5``)::
+
+    coords           (N, 2) int64, level-0 (x, y) of each tile's top-left corner
+    tissue_fraction  (N,) float32
+    coords.attrs     patch_size (= patch_px), patch_size_level0, patch_level, downsample,
+                     level0_mpp, target_mpp, patch_size_um, level_dim, name, ...
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from histodistill.errors import InputError, SlideError
+from histodistill.io import atomic_path
+from histodistill.units import Level0Px, Microns
+from histodistill.wsi.geojson import rasterize, read_geojson
+from histodistill.wsi.slide import SlideInfo, open_slide
+
+log = logging.getLogger(__name__)
+
+MASK_PX_PER_TILE = 16  # tissue fraction is measured on a 16 x 16 raster of each tile
+
+
+@dataclass(frozen=True)
+class TilingParams:
+    patch_um: float = 112.0
+    patch_px: int = 112
+    min_tissue_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.patch_um <= 0 or self.patch_px <= 0:
+            raise ValueError("tiling: patch_um and patch_px must be positive")
+        if not 0.0 <= self.min_tissue_fraction <= 1.0:
+            raise ValueError("tiling: min_tissue_fraction must be in [0, 1]")
+
+    @property
+    def target_mpp(self) -> float:
+        return self.patch_um / self.patch_px
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Everything needed to re-read a tile from the slide."""
+
+    patch_size_level0: Level0Px
+    patch_level: int
+    downsample: float  # of patch_level
+    patch_size_at_level: int
+    patch_px: int
+    patch_um: Microns
+    level0_mpp: float
+    target_mpp: float
+
+    @classmethod
+    def for_slide(cls, info: SlideInfo, params: TilingParams) -> TileGeometry:
+        size0 = int(round(params.patch_um / info.mpp))
+        if size0 < 1:
+            raise SlideError(info.slide_id, info.path, f"patch of {params.patch_um} um is "
+                             f"smaller than one pixel at {info.mpp} um/px")
+        level = info.best_level(params.target_mpp / info.mpp)
+        ds = info.level_downsamples[level]
+        return cls(Level0Px(size0), level, ds, max(1, int(round(size0 / ds))), params.patch_px,
+                   Microns(params.patch_um), float(info.mpp), params.target_mpp)
+
+
+def grid_tissue_fraction(mask: np.ndarray, nx: int, ny: int, k: int = MASK_PX_PER_TILE
+                         ) -> np.ndarray:
+    """(ny, nx) tissue fraction of each grid cell of a mask drawn at k mask px per tile."""
+    block = mask[: ny * k, : nx * k].astype(np.float32)
+    return block.reshape(ny, k, nx, k).mean(axis=(1, 3))
+
+
+def tile_coords(polygons_mask: np.ndarray, dims: tuple[int, int], size0: int,
+                min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Level-0 top-left coords (N, 2) and tissue fractions (N,) of kept tiles, row-major."""
+    nx, ny = dims[0] // size0, dims[1] // size0
+    frac = grid_tissue_fraction(polygons_mask, nx, ny)
+    keep = frac >= min_fraction if min_fraction > 0 else frac > 0
+    iy, ix = np.nonzero(keep)
+    coords = np.stack([ix, iy], axis=1).astype(np.int64) * size0
+    return coords, frac[iy, ix].astype(np.float32)
+
+
+def tile_slide(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
+               out_h5: str | Path, params: TilingParams, mpp_override: float | None = None
+               ) -> int:
+    """Write the tile coordinates of one slide; returns the number of tiles."""
+    slide, info = open_slide(slide_path, slide_id, mpp_override)
+    slide.close()
+    polygons, props = read_geojson(tissue_geojson)
+    if props.get("slide") not in (None, slide_id):
+        raise InputError(f"{tissue_geojson} belongs to slide {props.get('slide')!r}, not "
+                         f"{slide_id!r}")
+    geom = TileGeometry.for_slide(info, params)
+    scale = geom.patch_size_level0 / MASK_PX_PER_TILE
+    shape = (int(np.ceil(info.dimensions[1] / scale)), int(np.ceil(info.dimensions[0] / scale)))
+    mask = rasterize(polygons, shape, scale)
+    coords, fraction = tile_coords(mask, info.dimensions, geom.patch_size_level0,
+                                   params.min_tissue_fraction)
+    if len(coords) == 0:
+        raise SlideError(slide_id, slide_path, f"no tile of {params.patch_um} um has a tissue "
+                         f"fraction >= {params.min_tissue_fraction}; check the tissue QC image "
+                         "or lower tiling.min_tissue_fraction")
+    write_coords_h5(out_h5, coords, fraction, info, geom, params)
+    log.info("%s: %d tiles of %d level-0 px (read at level %d, downsample %.3g)", slide_id,
+             len(coords), geom.patch_size_level0, geom.patch_level, geom.downsample)
+    return len(coords)
+
+
+def coords_attrs(info: SlideInfo, geom: TileGeometry) -> dict[str, Any]:
+    """Attributes on the ``coords`` dataset (CLAM and TRIDENT names, plus ours)."""
+    return {
+        "name": info.slide_id,
+        "patch_size": geom.patch_px,
+        "patch_size_level0": geom.patch_size_level0,
+        "patch_level": geom.patch_level,
+        "downsample": [geom.downsample, geom.downsample],
+        "patch_size_at_level": geom.patch_size_at_level,
+        "level_dim": list(info.level_dimensions[geom.patch_level]),
+        "level0_dim": list(info.dimensions),
+        "level0_mpp": geom.level0_mpp,
+        "target_mpp": geom.target_mpp,
+        "patch_size_um": float(geom.patch_um),
+        "overlap": 0,
+    }
+
+
+def write_coords_h5(path: str | Path, coords: np.ndarray, fraction: np.ndarray,
+                    info: SlideInfo, geom: TileGeometry, params: TilingParams) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset("coords", data=coords)
+        ds.attrs.update(coords_attrs(info, geom))
+        f.create_dataset("tissue_fraction", data=fraction)
+        f.attrs.update({"slide_id": info.slide_id, "slide_path": info.path,
+                        "mpp_source": info.mpp_source,
+                        **{f"tiling_{k}": v for k, v in asdict(params).items()}})
+
+
+def read_geometry(h5: h5py.File) -> TileGeometry:
+    """The tile geometry stored with the coordinates (used to re-read tiles)."""
+    a = h5["coords"].attrs
+    return TileGeometry(Level0Px(int(a["patch_size_level0"])), int(a["patch_level"]),
+                        float(np.asarray(a["downsample"]).ravel()[0]),
+                        int(a["patch_size_at_level"]), int(a["patch_size"]),
+                        Microns(float(a["patch_size_um"])), float(a["level0_mpp"]),
+                        float(a["target_mpp"]))

@@ -1,0 +1,218 @@
+"""Config and sheet validation, cohort plans and input functions. No rules here."""
+
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# The package lives beside the rules; make it importable whether or not it is installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
+from histodistill.errors import HistodistillError  # noqa: E402
+from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
+from histodistill.provenance import code_hash  # noqa: E402
+from histodistill.sheets import read_clinical, read_samples  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+EXTRACTOR = config["features"]["extractor"]
+GENESET = config["rna"]["geneset"]
+MODELS = with_teachers(config["models"])
+FOLDS = list(range(config["splits"]["n_folds"]))
+
+# Hash of the package code each step runs: editing a step's code re-runs its outputs.
+CODE = {
+    "demo": code_hash("demo", "wsi/write.py", "rna/gmt.py"),
+    "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py"),
+    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py"),
+    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py"),
+    "rna": code_hash("rna/counts.py", "rna/normalise.py", "sheets.py"),
+    "pathways": code_hash("rna/pathways.py", "rna/gmt.py"),
+    "splits": code_hash("splits.py", "sheets.py"),
+    "train": code_hash("models", "training", "splits.py", "sheets.py"),
+    "evaluate": code_hash("evaluation"),
+    "report": code_hash("report", "sheets.py"),
+}
+
+
+def _fail(message):
+    raise WorkflowError(message)
+
+
+for key in {GENESET} | {c["demo"]["geneset"] for c in config["cohorts"].values() if "demo" in c}:
+    if key not in config["genesets"]:
+        _fail(f"gene-set collection {key!r} is not defined under genesets: in the config")
+    if not Path(config["genesets"][key]).is_file():
+        _fail(f"genesets.{key}: GMT file {config['genesets'][key]} does not exist")
+if config["features"]["weights"] is not None and not Path(config["features"]["weights"]).is_file():
+    _fail(f"features.weights: {config['features']['weights']} does not exist; give a local "
+          "weight file or null for random weights (demo only)")
+
+
+def _demo_cohort(name, cfg):
+    spec = DemoSpec.from_config({k: v for k, v in cfg.items() if k != "geneset"})
+    base = f"results/{name}/demo"
+    return {
+        "demo": spec,
+        "demo_gmt": config["genesets"][cfg["geneset"]],
+        "samples": f"{base}/samples.tsv",
+        "clinical": f"{base}/clinical.tsv",
+        "rna_counts": f"{base}/rna_counts.tsv",
+        "slides": {s: {"patient": p, "path": f"{base}/slides/{s}.tiff", "mpp": None}
+                   for s, p in plan_demo(spec).slides.items()},
+    }
+
+
+def _real_cohort(name, cfg):
+    if not Path(cfg["rna_counts"]).is_file():
+        _fail(f"cohort {name!r}: rna_counts file {cfg['rna_counts']} does not exist")
+    clinical = read_clinical(cfg["clinical"])
+    validate(clinical.reset_index(), schema="../schemas/clinical.schema.yaml")
+    slides = read_samples(cfg["samples"], list(clinical.index))
+    return {
+        "demo": None,
+        "samples": cfg["samples"],
+        "clinical": cfg["clinical"],
+        "rna_counts": cfg["rna_counts"],
+        "slides": {s.slide_id: {"patient": s.patient, "path": str(s.path), "mpp": s.mpp}
+                   for s in slides.values()},
+    }
+
+
+COHORTS = {}
+for _name, _cfg in config["cohorts"].items():
+    try:
+        COHORTS[_name] = (_demo_cohort(_name, _cfg["demo"]) if "demo" in _cfg
+                          else _real_cohort(_name, _cfg))
+    except (HistodistillError, ValueError) as exc:
+        _fail(f"cohort {_name!r}: {exc}")
+
+DEMO_COHORTS = [c for c, v in COHORTS.items() if v["demo"] is not None]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    cohort=_alternatives(COHORTS),
+    slide=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    model=_alternatives(MODELS),
+    fold=r"\d+",
+    geneset=r"[A-Za-z0-9_-]+",
+
+
+# ---- input functions -------------------------------------------------------------------
+
+
+def cohort_file(key):
+    """Input function: a cohort-level input file (sheet or count table)."""
+    return lambda wc: COHORTS[wc.cohort][key]
+
+
+def slide_path(wc):
+    return COHORTS[wc.cohort]["slides"][wc.slide]["path"]
+
+
+def slide_mpp(wc):
+    return COHORTS[wc.cohort]["slides"][wc.slide]["mpp"]
+
+
+def slide_ids(cohort):
+    return sorted(COHORTS[cohort]["slides"])
+
+
+def demo_spec(wc):
+    return COHORTS[wc.cohort]["demo"]
+
+
+def feature_files(cohort):
+    return [f"results/{cohort}/features/{EXTRACTOR}/{s}.h5" for s in slide_ids(cohort)]
+
+
+def model_dir(cohort, model, fold):
+    return f"results/{cohort}/models/{model}/fold{fold}"
+
+
+def train_inputs(wc):
+    """A model's inputs: WSI features only for models that read them, the teacher's
+    checkpoint of the same fold for students."""
+    info = CATALOG[wc.model]
+    inputs = {
+        "folds": f"results/{wc.cohort}/splits/folds.tsv",
+        "clinical": COHORTS[wc.cohort]["clinical"],
+        "samples": COHORTS[wc.cohort]["samples"],
+        "pathways": f"results/{wc.cohort}/rna/pathways_{GENESET}.parquet",
+    }
+    if info.needs_wsi:
+        inputs["features"] = feature_files(wc.cohort)
+    if info.teacher:
+        tdir = model_dir(wc.cohort, info.teacher, wc.fold)
+        inputs["teacher"] = [f"{tdir}/model.pt", f"{tdir}/meta.json"]
+    return inputs
+
+
+def predictions(cohort):
+    return {m: [f"{model_dir(cohort, m, k)}/predictions.tsv" for k in FOLDS] for m in MODELS}
+
+
+def report_inputs(wc):
+    c = wc.cohort
+    return {
+        "metrics": f"results/{c}/metrics.tsv",
+        "cindex": f"results/{c}/plots/cindex.png",
+        "km": [f"results/{c}/plots/km_{m}.png" for m in MODELS],
+        "rna_qc": f"results/{c}/rna/qc.png",
+        "coverage": f"results/{c}/rna/pathways_{GENESET}_coverage.tsv",
+        "pathways": f"results/{c}/rna/pathways_{GENESET}.parquet",
+        "samples": COHORTS[c]["samples"],
+        "clinical": COHORTS[c]["clinical"],
+        "features": feature_files(c),
+        "tissue_qc": [f"results/{c}/qc/{s}_tissue.png" for s in slide_ids(c)[:6]],
+    }
+
+
+def all_targets():
+    """Every product of every cohort, not only the reports: Snakemake re-creates a missing
+    file only when something requests it, so listing them all makes "delete one slide's
+    features" re-run exactly that slide and what depends on it."""
+    targets = []
+    for c in COHORTS:
+        for s in slide_ids(c):
+            targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
+                        f"results/{c}/patches/{s}.h5"]
+        targets += feature_files(c)
+        targets += [f"results/{c}/rna/normalised.parquet",
+                    f"results/{c}/rna/pathways_{GENESET}.parquet",
+                    f"results/{c}/splits/folds.tsv"]
+        for m in MODELS:
+            for k in FOLDS:
+                d = model_dir(c, m, k)
+                targets += [f"{d}/{name}" for name in
+                            ("model.pt", "meta.json", "predictions.tsv", "history.tsv")]
+        targets += [f"results/{c}/metrics.tsv", f"results/{c}/report.html"]
+    return targets
+
+
+def demo_config(wc):
+    """The demo spec as a plain dict (a param: changing it re-runs the generator)."""
+    from dataclasses import asdict
+
+    spec = asdict(COHORTS[wc.cohort]["demo"])
+    spec.pop("programmes")
+    return spec
+
+
+def scaled_mem(base_mb):
+    """mem_mb that grows with each retry, so an out-of-memory job succeeds on re-submission."""
+    return lambda wc, attempt: base_mb * attempt
+
+
+def cohort_config(wc):
+    """The config as one cohort sees it (other cohorts left out, so that editing one cohort
+    does not re-run another's report)."""
+    view = {k: v for k, v in config.items() if k != "cohorts"}
+    return {"cohorts": {wc.cohort: config["cohorts"][wc.cohort]}, **view}

@@ -1,0 +1,23 @@
+rule extract_features:
+    input:
+        slide=slide_path,
+        patches="results/{cohort}/patches/{slide}.h5",
+        weights=lambda wc: [config["features"]["weights"]] if config["features"]["weights"] else [],
+    output:
+        "results/{cohort}/features/{extractor}/{slide}.h5",
+    params:
+        features=config["features"],
+        code=CODE["features"],
+    wildcard_constraints:
+        extractor=re.escape(EXTRACTOR),
+    log:
+        "results/{cohort}/logs/extract_features/{extractor}/{slide}.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=60,
+        gpu=0,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/extract_features.py"

@@ -1,0 +1,43 @@
+rule make_splits:
+    input:
+        clinical=cohort_file("clinical"),
+        samples=cohort_file("samples"),
+    output:
+        "results/{cohort}/splits/folds.tsv",
+    params:
+        splits=config["splits"],
+        code=CODE["splits"],
+    log:
+        "results/{cohort}/logs/make_splits.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(1000),
+        runtime=5,
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/make_splits.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        model="results/{cohort}/models/{model}/fold{fold}/model.pt",
+        meta="results/{cohort}/models/{model}/fold{fold}/meta.json",
+        predictions="results/{cohort}/models/{model}/fold{fold}/predictions.tsv",
+        history="results/{cohort}/models/{model}/fold{fold}/history.tsv",
+    params:
+        train=config["train"],
+        code=CODE["train"],
+    log:
+        "results/{cohort}/logs/train/{model}_fold{fold}.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=120,
+        gpu=0,
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,13 @@
+"""Rule extract_features: patch features of one slide."""
+
+import _bootstrap  # noqa: F401
+from histodistill.features.extract import SlideJob, extract_slides
+from histodistill.runtime import rule_context
+
+cfg = snakemake.params.features
+with rule_context(snakemake.log[0], snakemake.threads):
+    job = SlideJob(snakemake.wildcards.slide, snakemake.input.slide, snakemake.input.patches,
+                   snakemake.output[0])
+    extract_slides([job], cfg["extractor"], cfg["weights"], seed=cfg["seed"],
+                   batch_size=cfg["batch_size"], workers=cfg["num_workers"],
+                   device=cfg["device"], code_version=snakemake.params.code)

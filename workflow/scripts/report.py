@@ -1,0 +1,16 @@
+"""Rule report: the cohort's self-contained HTML report."""
+
+from pathlib import Path
+
+import _bootstrap  # noqa: F401
+from histodistill.report.html import build_report
+from histodistill.runtime import rule_context
+
+inp = snakemake.input
+with rule_context(snakemake.log[0], snakemake.threads):
+    build_report(
+        snakemake.wildcards.cohort, snakemake.params.config, inp.metrics, inp.cindex,
+        {Path(p).stem.removeprefix("km_"): p for p in inp.km}, inp.rna_qc, inp.coverage,
+        inp.samples, inp.clinical, inp.pathways, list(inp.features),
+        {Path(p).name.removesuffix("_tissue.png"): p for p in inp.tissue_qc},
+        snakemake.params.wsi_only, snakemake.output[0])

@@ -1,0 +1,10 @@
+"""Rule tile_slide: level-0 tile coordinates of one slide at a physical patch size."""
+
+import _bootstrap  # noqa: F401
+from histodistill.runtime import rule_context
+from histodistill.wsi.tiling import TilingParams, tile_slide
+
+with rule_context(snakemake.log[0], snakemake.threads):
+    tile_slide(snakemake.input.slide, snakemake.wildcards.slide, snakemake.input.tissue,
+               snakemake.output[0], TilingParams(**snakemake.params.tiling),
+               mpp_override=snakemake.params.mpp)
