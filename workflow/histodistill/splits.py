@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from histodistill.errors import InputError
 from histodistill.io import write_tsv
@@ -25,6 +24,8 @@ log = logging.getLogger(__name__)
 def assign_folds(patients: pd.Series, n_folds: int, val_fraction: float, seed: int
                  ) -> pd.DataFrame:
     """``patients``: event indicator indexed by patient ID -> long (fold, patient, role)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # slow to import
+
     patients = patients.sort_index()  # independent of sheet order
     n_events = int(patients.sum())
     if min(n_events, len(patients) - n_events) < n_folds:

@@ -17,6 +17,8 @@ rule make_demo_cohort:
         code=CODE["demo"],
     wildcard_constraints:
         cohort=_alternatives(DEMO_COHORTS),
+    benchmark:
+        "results/{cohort}/benchmarks/make_demo_cohort.tsv"
     log:
         "results/{cohort}/logs/make_demo_cohort.log",
     threads: 1
@@ -37,6 +39,8 @@ rule make_demo_slide:
         code=CODE["demo"],
     wildcard_constraints:
         cohort=_alternatives(DEMO_COHORTS),
+    benchmark:
+        "results/{cohort}/benchmarks/make_demo_slide/{slide}.tsv"
     log:
         "results/{cohort}/logs/make_demo_slide/{slide}.log",
     threads: 1

@@ -25,6 +25,8 @@ rule evaluate:
         models=MODELS,
         evaluate=config["evaluate"],
         code=CODE["evaluate"],
+    benchmark:
+        "results/{cohort}/benchmarks/evaluate.tsv"
     log:
         "results/{cohort}/logs/evaluate.log",
     threads: 1
@@ -51,6 +53,8 @@ rule report:
         config=cohort_config,
         wsi_only=[m for m in MODELS if CATALOG[m].histology_only],
         code=CODE["report"],
+    benchmark:
+        "results/{cohort}/benchmarks/report.tsv"
     log:
         "results/{cohort}/logs/report.log",
     threads: 1

@@ -10,6 +10,8 @@ rule extract_features:
         code=CODE["features"],
     wildcard_constraints:
         extractor=re.escape(EXTRACTOR),
+    benchmark:
+        "results/{cohort}/benchmarks/extract_features/{extractor}/{slide}.tsv"
     log:
         "results/{cohort}/logs/extract_features/{extractor}/{slide}.log",
     threads: 1

@@ -7,6 +7,8 @@ rule make_splits:
     params:
         splits=config["splits"],
         code=CODE["splits"],
+    benchmark:
+        "results/{cohort}/benchmarks/make_splits.tsv"
     log:
         "results/{cohort}/logs/make_splits.log",
     threads: 1
@@ -30,6 +32,8 @@ rule train:
     params:
         train=config["train"],
         code=CODE["train"],
+    benchmark:
+        "results/{cohort}/benchmarks/train/{model}_fold{fold}.tsv"
     log:
         "results/{cohort}/logs/train/{model}_fold{fold}.log",
     threads: 1

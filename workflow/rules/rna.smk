@@ -14,6 +14,8 @@ rule normalise_rna:
     params:
         min_total_count=config["rna"]["min_total_count"],
         code=CODE["rna"],
+    benchmark:
+        "results/{cohort}/benchmarks/normalise_rna.tsv"
     log:
         "results/{cohort}/logs/normalise_rna.log",
     threads: 1
@@ -38,6 +40,8 @@ rule score_pathways:
         min_size=config["rna"]["min_size"],
         max_size=config["rna"]["max_size"],
         code=CODE["pathways"],
+    benchmark:
+        "results/{cohort}/benchmarks/score_pathways_{geneset}.tsv"
     log:
         "results/{cohort}/logs/score_pathways_{geneset}.log",
     threads: 1

@@ -13,6 +13,8 @@ rule segment_tissue:
         segmentation=config["wsi"]["segmentation"],
         mpp=slide_mpp,
         code=CODE["segment"],
+    benchmark:
+        "results/{cohort}/benchmarks/segment_tissue/{slide}.tsv"
     log:
         "results/{cohort}/logs/segment_tissue/{slide}.log",
     threads: 1
@@ -35,6 +37,8 @@ rule tile_slide:
         tiling=config["wsi"]["tiling"],
         mpp=slide_mpp,
         code=CODE["tile"],
+    benchmark:
+        "results/{cohort}/benchmarks/tile_slide/{slide}.tsv"
     log:
         "results/{cohort}/logs/tile_slide/{slide}.log",
     threads: 1
