@@ -52,8 +52,9 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
     Returns a dict of paths: folds, clinical, samples, pathways, features (list).
     """
     from histodistill.features.extract import SlideJob, extract_slides
-    from histodistill.rna.normalise import normalise_counts
+    from histodistill.rna.normalise import normalise
     from histodistill.rna.pathways import score_pathways
+    from histodistill.rna.table import RnaSource
     from histodistill.splits import make_splits
     from histodistill.wsi.segmentation import SegmentationParams, segment_slide
     from histodistill.wsi.tiling import TilingParams, tile_slide
@@ -70,12 +71,14 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
         jobs.append(SlideJob(slide_id, str(slide), str(out / f"{slide_id}.p.h5"),
                              str(out / "features" / f"{slide_id}.h5")))
     extract_slides(jobs, "resnet18_trunc", None, batch_size=32)
-    normalise_counts(folder / "rna_counts.tsv", folder / "clinical.tsv", out / "n.parquet",
-                     out / "sf.tsv", out / "qc.png")
-    score_pathways(out / "n.parquet", HALLMARK, out / "pathways.parquet", out / "cov.tsv")
+    normalise(RnaSource(str(folder / "rna_counts.tsv")), folder / "clinical.tsv",
+              out / "n.parquet", out / "samples.tsv", out / "rna.json", out / "qc.png")
+    score_pathways(out / "n.parquet", HALLMARK, folder / "clinical.tsv",
+                   out / "pathways.parquet", out / "cov.tsv", out / "heatmap.png")
     make_splits(folder / "clinical.tsv", folder / "samples.tsv", out / "folds.tsv", 2, 0.25, 0)
     return {"folds": out / "folds.tsv", "clinical": folder / "clinical.tsv",
             "samples": folder / "samples.tsv", "pathways": out / "pathways.parquet",
             "coverage": out / "cov.tsv", "rna_qc": out / "qc.png",
+            "rna_summary": out / "rna.json", "heatmap": out / "heatmap.png",
             "features": [j.out_h5 for j in jobs], "dir": out,
             "tissue_qc": {s: str(out / f"{s}.png") for s in plan.slides}}

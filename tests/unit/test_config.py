@@ -46,7 +46,7 @@ def test_every_schema_key_is_documented():
             assert "description" in sub, f"{where}.{key} has no description"
             if key != "cohorts":
                 assert "default" in sub or sub.get("type") == "object" or key in {
-                    "samples", "clinical", "rna_counts"}, f"{where}.{key} has no default"
+                    "samples", "clinical", "path"}, f"{where}.{key} has no default"
             walk(sub, f"{where}.{key}")
         if isinstance(node.get("additionalProperties"), dict):
             walk(node["additionalProperties"], f"{where}.*")

@@ -34,7 +34,8 @@ def test_report_is_self_contained_and_flags_random_weights(tiny_pipeline, tmp_pa
     cfg = {**cfg, **defaults}
     html_path = tmp_path / "report.html"
     build_report("tiny", cfg, tmp_path / "metrics.tsv", tmp_path / "cindex.png",
-                 {"wsi_abmil": str(tmp_path / "km.png")}, p["rna_qc"], p["coverage"],
+                 {"wsi_abmil": str(tmp_path / "km.png")}, p["rna_qc"],
+                 p["rna_summary"], p["heatmap"], p["coverage"],
                  p["samples"], p["clinical"], p["pathways"], p["features"],
                  dict(list(p["tissue_qc"].items())[:2]), ["wsi_abmil"], html_path)
     html = html_path.read_text()

@@ -1,54 +1,109 @@
-"""RNA: count tables are validated, DESeq2 matches R, pathway scores are sample-wise."""
+"""RNA: tables are read and checked, DESeq2 matches R, pathway scores are sample-wise."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import HALLMARK, TEST_DATA, shared_file, write_table
+from conftest import HALLMARK, REPO, TEST_DATA, shared_file, write_table
 from histodistill.errors import InputError
-from histodistill.rna.counts import match_samples, read_counts
-from histodistill.rna.gmt import read_gmt
-from histodistill.rna.normalise import deseq2_vst, normalise_counts
+from histodistill.rna.gmt import read_gene_sets, read_gmt
+from histodistill.rna.normalise import deseq2_vst, normalise
 from histodistill.rna.pathways import pathway_scores, score_pathways
+from histodistill.rna.table import RnaSource, match_samples, read_expression
 
 DESEQ2 = TEST_DATA / "deseq2"
+REACTOME = REPO / "resources" / "genesets" / "ReactomePathways_2024-09-18.gmt"
+PATIENTS = ["S1", "S2", "S3"]
 
 
+def _read(path, kind="auto", orientation="auto", gene_map=None, patients=PATIENTS):
+    return read_expression(RnaSource(str(path), kind, orientation, gene_map), patients)
 
 
-def test_counts_orientation_duplicates_and_htseq_rows(tmp_path):
-    path = write_table(tmp_path / "c.tsv",
-                       "gene|S1|S2\nG1|1|2\nG2|3|4\nG1|10|20\n__no_feature|5|5\n")
-    counts = read_counts(path)
-    assert list(counts.index) == ["S1", "S2"] and list(counts.columns) == ["G1", "G2"]
-    assert counts.loc["S1", "G1"] == 11  # duplicated gene rows are summed
+def test_counts_duplicates_and_htseq_star_rows(tmp_path):
+    path = write_table(tmp_path / "c.tsv", "gene|S1|S2\nG1|1|2\nG2|3|4\nG1|10|20\n"
+                       "__no_feature|5|5\nN_unmapped|7|7\n")
+    expr = _read(path)
+    assert expr.kind == "counts" and expr.values.dtypes.unique().tolist() == [np.int64]
+    assert list(expr.values.index) == ["S1", "S2"] and list(expr.values.columns) == ["G1", "G2"]
+    assert expr.values.loc["S1", "G1"] == 11  # duplicated gene rows of counts are summed
+    assert any("summary rows dropped" in n for n in expr.notes)
 
 
-@pytest.mark.parametrize("body, message", [
-    ("gene|S1|S2\nG1|1.5|2\n", "non-integer.*gene 'G1', sample 'S1'.*TPM/FPKM"),
-    ("gene|S1|S2\nG1|-1|2\n", "negative.*gene 'G1', sample 'S1'"),
-    ("gene|S1|S2\nG1||2\n", "missing \\(NaN\\).*sample 'S1'"),
-    ("gene|S1|S2\nG1|a|2\n", "column 'S1' is not numeric \\(row 'G1'"),
-    ("gene|S1|S1\nG1|1|2\n", "more than once"),
-    ("gene|S1|S2\nG1|0|2\nG2|0|1\n", "no counts at all: S1"),
+def test_samples_x_genes_is_detected_and_featurecounts_layout_read(tmp_path):
+    path = write_table(tmp_path / "t.tsv", "sample|TP53|EGFR\nS1|1|2\nS2|3|4\nS3|5|6\n")
+    expr = _read(path)
+    assert list(expr.values.index) == PATIENTS and expr.values.loc["S3", "EGFR"] == 6
+    assert "orientation detected: samples_x_genes" in expr.notes
+    fc = write_table(tmp_path / "fc.tsv", "# Program:featureCounts v2.0.1\n"
+                     "Geneid|Chr|Start|End|Strand|Length|S1|S2\n"
+                     "TP53|chr17|1|9|-|9|5|6\nEGFR|chr7|1|9|+|9|7|8\n")
+    expr = _read(fc)
+    assert list(expr.values.columns) == ["TP53", "EGFR"] and expr.values.loc["S2", "EGFR"] == 8
+
+
+def test_ensembl_ids_lose_versions_and_map_through_gene_name_or_map(tmp_path):
+    gdc = write_table(tmp_path / "gdc.tsv",
+                      "gene_id|gene_name|gene_type|S1|S2\n"
+                      "N_unmapped|||9|9\n"
+                      "ENSG00000141510.16|TP53|protein_coding|10|20\n"
+                      "ENSG00000146648.18|EGFR|protein_coding|1|2\n"
+                      "ENSG00000280000.1|EGFR|protein_coding|3|3\n"
+                      "ENSG00000002586.20_PAR_Y|CD99|protein_coding|0|0\n")
+    expr = _read(gdc)
+    assert sorted(expr.values.columns) == ["EGFR", "TP53"]
+    assert expr.values.loc["S1", "EGFR"] == 4  # two Ensembl IDs of one symbol: counts summed
+    assert any("_PAR_Y" in n for n in expr.notes)
+    bare = write_table(tmp_path / "ens.tsv", "gene|S1|S2\nENSG00000141510.16|1.5|2\n"
+                       "ENSG00000146648|0.5|3\nENSG00000999999|1|1\n")
+    with pytest.raises(InputError, match="Ensembl.*rna.gene_map"):
+        _read(bare, kind="tpm")
+    gmap = write_table(tmp_path / "map.tsv", "gene_id|symbol\nENSG00000141510.15|TP53\n"
+                       "ENSG00000146648|EGFR\n")
+    expr = _read(bare, kind="tpm", gene_map=str(gmap))
+    assert sorted(expr.values.columns) == ["EGFR", "TP53"]
+    assert any("1 without a symbol dropped" in n for n in expr.notes)
+
+
+def test_duplicated_normalised_genes_keep_the_highest_mean_row(tmp_path):
+    path = write_table(tmp_path / "z.tsv", "gene|S1|S2\nA|0.1|0.3\nA|2|4\nB|-1|1\n")
+    expr = _read(path, kind="zscore")
+    assert expr.values.loc["S2", "A"] == 4 and expr.values.shape == (2, 2)
+
+
+@pytest.mark.parametrize("body, kind, message", [
+    ("gene|S1|S2\nG1|1.5|2\n", "counts", "non-integer.*gene 'G1', sample 'S1'.*TPM/FPKM"),
+    ("gene|S1|S2\nG1|1.5|2\n", "auto", "not raw counts.*set rna.kind"),
+    ("gene|S1|S2\nG1|-1|2\n", "counts", "negative.*gene 'G1', sample 'S1'"),
+    ("gene|S1|S2\nG1|-1|2\n", "tpm", "negative.*tpm cannot be negative"),
+    ("gene|S1|S2\nG1||2\nG2|1|1\n", "log2", "missing \\(NaN\\).*sample 'S1'"),
+    ("gene|S1|S2\nG1|a|2\n", "counts", "column 'S1' is not numeric \\(row 'G1'"),
+    ("gene|S1|S1\nG1|1|2\n", "counts", "more than once"),
+    ("gene|S1|S2\nG1|0|2\nG2|0|1\n", "counts", "no counts at all: S1"),
+    ("gene|S1|S2\nG1||2\nG2||1\n", "zscore", "no values at all: S1"),
+    ("gene|X1|X2\nG1|1|2\n", "counts", "neither rows nor columns.*rna.orientation"),
+    ("S1|S1|S2\nS2|1|2\n", "counts", "both the rows and the columns"),
 ])
-def test_count_errors_name_row_and_column(tmp_path, body, message):
+def test_bad_tables_name_row_and_column(tmp_path, body, kind, message):
     with pytest.raises(InputError, match=message):
-        read_counts(write_table(tmp_path / "c.tsv", body))
+        _read(write_table(tmp_path / "c.tsv", body), kind=kind)
 
 
 def test_sample_mismatch_lists_ids_on_both_sides():
-    counts = pd.DataFrame({"G1": [1, 2]}, index=["P1", "X9"])
+    values = pd.DataFrame({"G1": [1, 2]}, index=["P1", "X9"])
     with pytest.raises(InputError, match="match no patient.*X9.*without RNA: P2"):
-        match_samples(counts, ["P1", "P2"], "counts.tsv")
-    assert list(match_samples(counts.loc[["P1"]], ["P1", "P2"], "c").index) == ["P1"]
+        match_samples(values, ["P1", "P2"], "counts.tsv")
+    assert list(match_samples(values.loc[["P1"]], ["P1", "P2"], "c").index) == ["P1"]
 
 
 def test_deseq2_matches_r_reference():
     """R DESeq2 1.34.0: estimateSizeFactors and blind parametric VST on PyDESeq2's data."""
-    counts = read_counts(DESEQ2 / "synthetic_counts.csv")
+    counts = read_expression(RnaSource(str(DESEQ2 / "synthetic_counts.csv"),
+                                       orientation="genes_x_samples"), []).values
     vst, sf = deseq2_vst(counts)
     r_sf = pd.read_csv(DESEQ2 / "r_size_factors.csv", index_col=0)["x"]
     r_vst = pd.read_csv(DESEQ2 / "r_vst_blind_parametric.csv", index_col=0).T
@@ -57,36 +112,75 @@ def test_deseq2_matches_r_reference():
                                atol=2e-4)
 
 
+def test_vst_fitted_on_training_samples_transforms_the_rest():
+    counts = read_expression(RnaSource(str(DESEQ2 / "synthetic_counts.csv"),
+                                       orientation="genes_x_samples"), []).values
+    train = list(counts.index[:70])
+    frozen, sf = deseq2_vst(counts, fit_on=train)
+    alone, sf_alone = deseq2_vst(counts.loc[train])
+    np.testing.assert_allclose(frozen.loc[train].to_numpy(), alone.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(sf.loc[train].to_numpy(), sf_alone.to_numpy(), rtol=1e-12)
+    assert np.isfinite(frozen.to_numpy()).all()
+
+
 @pytest.mark.realdata
-def test_real_airway_counts_normalise():
-    path = shared_file("real_counts", "airway_gene_counts.tsv.gz")
-    raw = pd.read_csv(path, sep="\t", index_col=0)
-    counts = raw.loc[raw.sum(axis=1) >= 10].T.astype(np.int64)
-    vst, sf = deseq2_vst(counts.iloc[:, :4000])
-    assert vst.shape == (8, 4000) and np.isfinite(vst.to_numpy()).all()
-    libsize = counts.sum(axis=1)
-    assert np.corrcoef(sf, libsize)[0, 1] > 0.8  # size factors track sequencing depth
+@pytest.mark.parametrize("name, n_genes, n_samples", [
+    ("airway_gene_counts.tsv.gz", 64102, 8), ("pasilla_gene_counts.tsv", 14599, 7)])
+def test_real_counts_normalise(name, n_genes, n_samples, tmp_path):
+    path = shared_file("real_counts", name)
+    head = pd.read_csv(path, sep="\t", usecols=[0])
+    header = pd.read_csv(path, sep="\t", nrows=0).columns[1:].tolist()
+    source = RnaSource(str(path))
+    if name.startswith("airway"):  # Ensembl IDs: refused without a map, read with one
+        with pytest.raises(InputError, match="Ensembl.*rna.gene_map"):
+            read_expression(source, header)
+        ids = head.iloc[:, 0]
+        pd.DataFrame({"gene_id": ids, "symbol": "SYM_" + ids}).to_csv(
+            tmp_path / "map.tsv", sep="\t", index=False)
+        source = RnaSource(str(path), gene_map=str(tmp_path / "map.tsv"))
+    expr = read_expression(source, header)
+    assert expr.kind == "counts" and expr.values.shape[0] == n_samples
+    counts = expr.values.loc[:, expr.values.sum() > 0]
+    assert counts.shape[1] > 0.5 * n_genes * 0.5
+    vst, sf = deseq2_vst(counts)
+    assert np.isfinite(vst.to_numpy()).all()
+    assert np.corrcoef(sf, counts.sum(axis=1))[0, 1] > 0.8  # size factors track depth
+    if name.startswith("airway"):  # the MANIFEST's library sizes, to the read
+        assert counts.sum(axis=1).tolist()[:3] == [20637971, 18809481, 25348649]
 
 
-def test_ssgsea_scores_are_sample_wise(tiny_cohort):
-    """A patient's score does not depend on the other patients (no cohort-level fit)."""
+def test_pathway_scores_do_not_depend_on_other_patients(tiny_cohort, tmp_path):
+    """End to end: normalise + score a cohort and a sub-cohort; shared patients' scores agree
+    exactly, so no cohort-level fit (size factors, VST, gene filter) reaches the models."""
     folder, _, _ = tiny_cohort
-    counts = read_counts(folder / "rna_counts.tsv")
-    vst, _ = deseq2_vst(counts)
-    sets = {k: v for k, v in read_gmt(HALLMARK).items() if k.endswith("E2F_TARGETS")
-            or k.endswith("HYPOXIA")}
-    full = pathway_scores(vst, sets, "ssgsea")
-    vst_sub, _ = deseq2_vst(counts.iloc[:4])  # different size factors and dispersion trend
-    sub = pathway_scores(vst_sub, sets, "ssgsea")
-    np.testing.assert_allclose(sub.to_numpy(), full.loc[sub.index].to_numpy(), rtol=1e-9)
+    table = pd.read_csv(folder / "rna_counts.tsv", sep="\t", index_col=0)
+    clinical = pd.read_csv(folder / "clinical.tsv", sep="\t")
+    sub = table.iloc[:, :4]
+    assert (sub.sum(axis=1) < 10).any()  # genes a "total >= 10 reads" filter would drop
+    sub.to_csv(tmp_path / "sub.tsv", sep="\t")
+    clinical[clinical.patient.isin(sub.columns)].to_csv(tmp_path / "clin.tsv", sep="\t",
+                                                          index=False)
+    scores = {}
+    for tag, counts, clin in (("full", folder / "rna_counts.tsv", folder / "clinical.tsv"),
+                              ("sub", tmp_path / "sub.tsv", tmp_path / "clin.tsv")):
+        d = tmp_path / tag
+        normalise(RnaSource(str(counts)), clin, d / "n.parquet", d / "s.tsv", d / "s.json",
+                  d / "qc.png")
+        expr = pd.read_parquet(d / "n.parquet")
+        sets = {k: v for k, v in read_gmt(HALLMARK).items() if k.endswith(("E2F_TARGETS",
+                                                                             "HYPOXIA"))}
+        scores[tag] = pathway_scores(expr, sets, "ssgsea")
+    np.testing.assert_allclose(scores["sub"].to_numpy(),
+                               scores["full"].loc[scores["sub"].index].to_numpy(), rtol=1e-9)
 
 
 def test_normalise_and_score_recover_planted_programmes(tiny_cohort, tmp_path):
     folder, spec, plan = tiny_cohort
-    normalise_counts(folder / "rna_counts.tsv", folder / "clinical.tsv", tmp_path / "n.parquet",
-                     tmp_path / "sf.tsv", tmp_path / "qc.png", min_total_count=10)
-    score_pathways(tmp_path / "n.parquet", HALLMARK, tmp_path / "p.parquet",
-                   tmp_path / "cov.tsv")
+    normalise(RnaSource(str(folder / "rna_counts.tsv")), folder / "clinical.tsv",
+              tmp_path / "n.parquet", tmp_path / "s.tsv", tmp_path / "s.json",
+              tmp_path / "qc.png")
+    score_pathways(tmp_path / "n.parquet", HALLMARK, folder / "clinical.tsv",
+                   tmp_path / "p.parquet", tmp_path / "cov.tsv", tmp_path / "heat.png")
     scores = pd.read_parquet(tmp_path / "p.parquet")
     assert set(scores.index) == set(plan.patients) - plan.rna_missing
     truth = pd.read_csv(folder / "ground_truth.tsv", sep="\t", index_col=0)
@@ -95,13 +189,122 @@ def test_normalise_and_score_recover_planted_programmes(tiny_cohort, tmp_path):
         assert r > 0.8, prog
     coverage = pd.read_csv(tmp_path / "cov.tsv", sep="\t")
     assert {"gene_set", "n_genes", "n_found", "fraction_found", "used"} <= set(coverage.columns)
-    assert (tmp_path / "qc.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["kind"] == "counts" and sorted(summary["patients_without_rna"]) == sorted(
+        plan.rna_missing)
+    samples = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    assert (samples["size_factor"] > 0).all() and (samples["total"] > 0).all()
+    for png in ("qc.png", "heat.png"):
+        assert (tmp_path / png).stat().st_size > 5000
 
 
-def test_gmt_errors(tmp_path):
+def test_tpm_and_zscore_tables_skip_deseq2(tmp_path):
+    rng = np.random.default_rng(0)
+    genes = [g for g in read_gmt(HALLMARK)["HALLMARK_HYPOXIA"]][:120]
+    tpm = pd.DataFrame(rng.gamma(1.0, 20.0, (len(genes), 3)), index=genes, columns=PATIENTS)
+    tpm.to_csv(tmp_path / "tpm.csv")
+    write_table(tmp_path / "clin.tsv", "patient|time|event\nS1|3|1\nS2|5|0\nS3|7|1\n")
+    normalise(RnaSource(str(tmp_path / "tpm.csv"), kind="tpm"), tmp_path / "clin.tsv",
+              tmp_path / "n.parquet", tmp_path / "s.tsv", tmp_path / "s.json", tmp_path / "q.png")
+    out = pd.read_parquet(tmp_path / "n.parquet")
+    np.testing.assert_allclose(out.to_numpy(), np.log2(tpm.T.to_numpy() + 1))
+    assert json.loads((tmp_path / "s.json").read_text())["transform"] == "log2(x + 1)"
+
+
+def test_gene_set_files(tmp_path):
     with pytest.raises(InputError, match="appears twice"):
         read_gmt(write_table(tmp_path / "a.gmt", "S1|d|A|B\nS1|d|C\n"))
     with pytest.raises(InputError, match="line 1"):
         read_gmt(write_table(tmp_path / "b.gmt", "S1|only\n"))
-    sets = read_gmt(HALLMARK)
-    assert len(sets) == 50 and "HALLMARK_HYPOXIA" in sets
+    with pytest.raises(InputError, match=".gmt file or a .csv/.tsv"):
+        read_gene_sets(tmp_path / "sets.xlsx")
+    assert len(read_gmt(HALLMARK)) == 50 and "HALLMARK_HYPOXIA" in read_gmt(HALLMARK)
+    reactome = read_gene_sets(REACTOME)
+    assert len(reactome) == 2694 and all(reactome.values())
+    families = read_gene_sets(write_table(tmp_path / "f.tsv", "Onco|TSG\nMYC|TP53\nKRAS|\n"))
+    assert families == {"Onco": ["MYC", "KRAS"], "TSG": ["TP53"]}
+
+
+@pytest.mark.realdata
+def test_mcat_gene_families_score_on_tcga_zscores(tmp_path):
+    """MCAT's six families on the real BLCA z-score table (MCAT layout: *_rnaseq columns)."""
+    families = read_gene_sets(shared_file("tcga", "mcat", "signatures.csv"))
+    assert len(families) == 6 and sum(map(len, families.values())) >= 3000
+    table = pd.read_csv(shared_file("tcga", "mcat", "tcga_blca_all_clean.sig.csv.gz"))
+    rna = table.drop_duplicates("case_id").set_index("case_id")
+    rna = rna[[c for c in rna.columns if c.endswith("_rnaseq")]]
+    rna.columns = [c.removesuffix("_rnaseq") for c in rna.columns]
+    rna.iloc[:40].to_csv(tmp_path / "z.csv")
+    expr = read_expression(RnaSource(str(tmp_path / "z.csv"), kind="zscore"),
+                           list(rna.index[:40]))
+    assert expr.values.shape == (40, rna.shape[1])
+    assert any("z-scores are used as given" in n for n in expr.notes)
+    scores = pathway_scores(expr.values, families, "ssgsea", min_size=5, max_size=2000)
+    assert scores.shape == (40, 6) and np.isfinite(scores.to_numpy()).all()
+
+
+def test_gsva_is_fitted_inside_each_fold(tiny_pipeline):
+    """GSVA's per-gene kernel CDFs are a fit: a held-out patient's score depends on the fold's
+    training part and on that patient only, never on the other held-out patients."""
+    from histodistill.rna.pathways import gsva_by_fold, load_scores
+
+    expr = pd.read_parquet(tiny_pipeline["dir"] / "n.parquet")
+    sets = {k: v for k, v in read_gmt(HALLMARK).items() if k.endswith(("E2F_TARGETS",
+                                                                         "HYPOXIA"))}
+    folds = pd.read_csv(tiny_pipeline["folds"], sep="\t")
+    scores = gsva_by_fold(expr, sets, folds, 5, 500)
+    assert scores.index.names == ["fold", "patient", "held_out"]
+    assert list(scores.columns) == list(sets)
+    rows = folds[(folds.fold == 0) & folds.patient.isin(expr.index)]
+    test = rows.loc[rows.role == "test", "patient"].tolist()
+    reference = rows.loc[rows.role != "test", "patient"].tolist()
+    assert len(test) >= 2
+    altered = expr.copy()
+    altered.loc[test[1]] = altered.loc[test[1]].to_numpy()[::-1]  # scramble another patient
+    again = gsva_by_fold(altered, sets, folds[folds.fold == 0], 5, 500)
+    np.testing.assert_allclose(again.loc[(0, test[0], True)], scores.loc[(0, test[0], True)],
+                               rtol=1e-12)
+    alone = pathway_scores(expr.loc[reference], sets, "gsva", 5, 500)
+    fold0 = scores.xs(0, level="fold").droplevel("held_out")
+    np.testing.assert_allclose(fold0.loc[reference], alone, rtol=1e-12)
+    path = tiny_pipeline["dir"] / "gsva.parquet"
+    scores.to_parquet(path)
+    assert set(load_scores(path, 1).index) == set(expr.index) & set(folds.patient)
+    held_out = load_scores(path)  # each patient's score from the fold that held it out
+    assert held_out.index.is_unique and set(held_out.index) == set(folds.patient) & set(
+        expr.index)
+    assert held_out.loc[test[0]].equals(fold0.loc[test[0]])
+
+
+GDC_HEADER = ("# gene-model: GENCODE v36\ngene_id|gene_name|gene_type|unstranded|stranded_first|"
+              "stranded_second|tpm_unstranded|fpkm_unstranded|fpkm_uq_unstranded\n"
+              "N_unmapped|||100|100|100|||\nN_multimapping|||5|5|5|||\n")
+
+
+def test_per_sample_folders_gdc_star_htseq(tmp_path):
+    gdc = tmp_path / "gdc"
+    gdc.mkdir()
+    for patient, (a, b) in {"S1": (10, 3), "S2": (20, 0)}.items():
+        write_table(gdc / f"{patient}.rna_seq.augmented_star_gene_counts.tsv", GDC_HEADER +
+                    f"ENSG00000141510.16|TP53|protein_coding|{a}|1|{a - 1}|1.5|0.5|0.7\n"
+                    f"ENSG00000146648.18|EGFR|protein_coding|{b}|0|{b}|2.5|0.1|0.2\n")
+    expr = _read(gdc)
+    assert expr.kind == "counts" and expr.values.loc["S1", "TP53"] == 10
+    assert list(expr.values.columns) == ["TP53", "EGFR"]
+    assert _read(gdc, kind="tpm").values.loc["S2", "EGFR"] == 2.5
+    assert read_expression(RnaSource(str(gdc), value_column="stranded_second"),
+                           PATIENTS).values.loc["S2", "TP53"] == 19
+    star = tmp_path / "star"
+    star.mkdir()
+    for patient in ("S1", "S3"):
+        write_table(star / f"{patient}.ReadsPerGene.out.tab",
+                    "N_unmapped|5|5|5\nN_noFeature|1|2|3\nTP53|7|0|7\nEGFR|4|4|0\n")
+    assert _read(star).values.loc["S3", "EGFR"] == 4
+    assert read_expression(RnaSource(str(star), value_column="4"),
+                           PATIENTS).values.loc["S3", "EGFR"] == 0
+    htseq = tmp_path / "htseq"
+    htseq.mkdir()
+    write_table(htseq / "S1.counts", "TP53|3\nEGFR|4\n__no_feature|9\n")
+    write_table(htseq / "S2.counts", "TP53|3\nKRAS|4\n__no_feature|9\n")
+    with pytest.raises(InputError, match="S2.counts: its gene IDs differ"):
+        _read(htseq)

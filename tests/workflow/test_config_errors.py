@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflow_helpers import snakemake, tiny_config, tiny_demo
+from workflow_helpers import planned_jobs, snakemake, tiny_config, tiny_demo
 
 
 def test_unknown_key_is_rejected_before_any_job(tmp_path):
@@ -18,7 +18,7 @@ def test_unknown_key_is_rejected_before_any_job(tmp_path):
 def test_missing_sheet_names_the_file(tmp_path):
     config = tiny_config(real={"samples": str(tmp_path / "nope.tsv"),
                                "clinical": str(tmp_path / "clinical.tsv"),
-                               "rna_counts": str(tmp_path / "counts.tsv")})
+                               "rna": {"path": str(tmp_path / "counts.tsv")}})
     (tmp_path / "counts.tsv").write_text("gene\tP1\nG1\t1\n")
     (tmp_path / "clinical.tsv").write_text("patient\ttime\tevent\nP1\t3\t1\n")
     proc = snakemake(tmp_path, config, "--dry-run", check=False)
@@ -34,7 +34,39 @@ def test_duplicate_slide_ids_are_rejected(tmp_path):
     (tmp_path / "counts.tsv").write_text("gene\tP1\nG1\t1\n")
     config = tiny_config(real={"samples": str(tmp_path / "samples.tsv"),
                                "clinical": str(tmp_path / "clinical.tsv"),
-                               "rna_counts": str(tmp_path / "counts.tsv")})
+                               "rna": {"path": str(tmp_path / "counts.tsv")}})
     proc = snakemake(tmp_path, config, "--dry-run", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "cohort 'real'" in out and "slide IDs must be unique" in out
+
+
+def _real_rna_cohort(tmp_path, rna):
+    (tmp_path / "s.svs").write_bytes(b"x")
+    (tmp_path / "samples.tsv").write_text("patient\tslide\tpath\nP1\tS1\ts.svs\n")
+    (tmp_path / "clinical.tsv").write_text("patient\ttime\tevent\nP1\t3\t1\n")
+    return tiny_config(real={"samples": str(tmp_path / "samples.tsv"),
+                             "clinical": str(tmp_path / "clinical.tsv"), "rna": rna})
+
+
+def test_rna_block_is_validated_before_any_job(tmp_path):
+    config = _real_rna_cohort(tmp_path, {"path": str(tmp_path / "tpm.tsv"), "kind": "TPM"})
+    (tmp_path / "tpm.tsv").write_text("gene\tP1\nG1\t1\n")
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "'TPM' is not one of" in out
+    config = _real_rna_cohort(tmp_path, {"path": str(tmp_path / "tpm.tsv"),
+                                         "gene_map": str(tmp_path / "nope.tsv")})
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "rna.gene_map file" in out and "nope.tsv" in out
+
+
+def test_gsva_scores_after_the_folds_exist(tmp_path):
+    config = tiny_config(a=tiny_demo(4))
+    config["rna"] = {"score_method": "gsva"}
+    jobs = {rule for rule, _ in planned_jobs(tmp_path, config)}
+    assert {"make_splits", "score_pathways"} <= jobs
+    proc = snakemake(tmp_path, config, "--dry-run", "--forceall", "--printshellcmds",
+                     "-R", "score_pathways", check=False)
+    assert "results/a/splits/folds.tsv" in proc.stdout.split("rule score_pathways:")[1].split(
+        "rule ")[0]

@@ -14,6 +14,7 @@ from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
 from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
 from histodistill.provenance import code_hash  # noqa: E402
+from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -29,8 +30,8 @@ CODE = {
     "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py"),
     "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py"),
     "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py"),
-    "rna": code_hash("rna/counts.py", "rna/normalise.py", "sheets.py"),
-    "pathways": code_hash("rna/pathways.py", "rna/gmt.py"),
+    "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
+    "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py"),
     "splits": code_hash("splits.py", "sheets.py"),
     "train": code_hash("models", "training", "splits.py", "sheets.py"),
     "evaluate": code_hash("evaluation"),
@@ -60,15 +61,17 @@ def _demo_cohort(name, cfg):
         "demo_gmt": config["genesets"][cfg["geneset"]],
         "samples": f"{base}/samples.tsv",
         "clinical": f"{base}/clinical.tsv",
-        "rna_counts": f"{base}/rna_counts.tsv",
+        "rna": {"path": f"{base}/rna_counts.tsv", "kind": "counts"},
         "slides": {s: {"patient": p, "path": f"{base}/slides/{s}.tiff", "mpp": None}
                    for s, p in plan_demo(spec).slides.items()},
     }
 
 
 def _real_cohort(name, cfg):
-    if not Path(cfg["rna_counts"]).is_file():
-        _fail(f"cohort {name!r}: rna_counts file {cfg['rna_counts']} does not exist")
+    rna = RnaSource.from_config(cfg["rna"], f"cohorts.{name}.rna")
+    for key in ("path", "gene_map"):
+        if getattr(rna, key) is not None and not Path(getattr(rna, key)).exists():
+            _fail(f"cohort {name!r}: rna.{key} file {getattr(rna, key)} does not exist")
     clinical = read_clinical(cfg["clinical"])
     validate(clinical.reset_index(), schema="../schemas/clinical.schema.yaml")
     slides = read_samples(cfg["samples"], list(clinical.index))
@@ -76,7 +79,7 @@ def _real_cohort(name, cfg):
         "demo": None,
         "samples": cfg["samples"],
         "clinical": cfg["clinical"],
-        "rna_counts": cfg["rna_counts"],
+        "rna": cfg["rna"],
         "slides": {s.slide_id: {"patient": s.patient, "path": str(s.path), "mpp": s.mpp}
                    for s in slides.values()},
     }
@@ -111,6 +114,29 @@ wildcard_constraints:
 def cohort_file(key):
     """Input function: a cohort-level input file (sheet or count table)."""
     return lambda wc: COHORTS[wc.cohort][key]
+
+
+def rna_inputs(wc):
+    """The cohort's RNA table, and its gene map when it has one."""
+    rna = COHORTS[wc.cohort]["rna"]
+    return {"table": rna["path"], **({"gene_map": rna["gene_map"]} if rna.get("gene_map") else {})}
+
+
+def pathway_inputs(wc):
+    """Inputs of score_pathways; GSVA is fitted per fold, so it also needs the folds."""
+    inputs = {
+        "normalised": f"results/{wc.cohort}/rna/normalised.parquet",
+        "gene_sets": config["genesets"][wc.geneset],
+        "clinical": COHORTS[wc.cohort]["clinical"],
+    }
+    if config["rna"]["score_method"] == "gsva":
+        inputs["folds"] = f"results/{wc.cohort}/splits/folds.tsv"
+    return inputs
+
+
+def rna_source(wc):
+    """The cohort's rna: block (a param: changing how the table is read re-runs the step)."""
+    return dict(COHORTS[wc.cohort]["rna"])
 
 
 def slide_path(wc):
@@ -166,6 +192,8 @@ def report_inputs(wc):
         "cindex": f"results/{c}/plots/cindex.png",
         "km": [f"results/{c}/plots/km_{m}.png" for m in MODELS],
         "rna_qc": f"results/{c}/rna/qc.png",
+        "rna_summary": f"results/{c}/rna/summary.json",
+        "pathway_heatmap": f"results/{c}/rna/pathways_{GENESET}_heatmap.png",
         "coverage": f"results/{c}/rna/pathways_{GENESET}_coverage.tsv",
         "pathways": f"results/{c}/rna/pathways_{GENESET}.parquet",
         "samples": COHORTS[c]["samples"],
@@ -209,6 +237,11 @@ def demo_config(wc):
 def scaled_mem(base_mb):
     """mem_mb that grows with each retry, so an out-of-memory job succeeds on re-submission."""
     return lambda wc, attempt: base_mb * attempt
+
+
+def input_scaled_mem(base_mb, per_input_mb):
+    """Like scaled_mem, plus ``per_input_mb`` MB per MB of input (cohort-sized tables)."""
+    return lambda wc, input, attempt: int(base_mb + per_input_mb * input.size_mb) * attempt
 
 
 def cohort_config(wc):

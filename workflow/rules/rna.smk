@@ -1,10 +1,11 @@
 rule normalise_rna:
     input:
-        counts=cohort_file("rna_counts"),
+        unpack(rna_inputs),
         clinical=cohort_file("clinical"),
     output:
         normalised="results/{cohort}/rna/normalised.parquet",
-        size_factors="results/{cohort}/rna/size_factors.tsv",
+        samples="results/{cohort}/rna/samples.tsv",
+        summary="results/{cohort}/rna/summary.json",
         qc=report(
             "results/{cohort}/rna/qc.png",
             caption="../report/rna_qc.rst",
@@ -12,15 +13,15 @@ rule normalise_rna:
             subcategory="{cohort}",
         ),
     params:
-        min_total_count=config["rna"]["min_total_count"],
+        source=rna_source,
         code=CODE["rna"],
     benchmark:
         "results/{cohort}/benchmarks/normalise_rna.tsv"
     log:
         "results/{cohort}/logs/normalise_rna.log",
-    threads: 1
+    threads: 2
     resources:
-        mem_mb=scaled_mem(4000),
+        mem_mb=input_scaled_mem(2000, 30),
         runtime=30,
     conda:
         "../../envs/rna.yaml"
@@ -30,24 +31,30 @@ rule normalise_rna:
 
 rule score_pathways:
     input:
-        normalised="results/{cohort}/rna/normalised.parquet",
-        gmt=lambda wc: config["genesets"][wc.geneset],
+        unpack(pathway_inputs),
     output:
         scores="results/{cohort}/rna/pathways_{geneset}.parquet",
         coverage="results/{cohort}/rna/pathways_{geneset}_coverage.tsv",
+        heatmap=report(
+            "results/{cohort}/rna/pathways_{geneset}_heatmap.png",
+            caption="../report/pathway_heatmap.rst",
+            category="RNA QC",
+            subcategory="{cohort}",
+        ),
     params:
         method=config["rna"]["score_method"],
         min_size=config["rna"]["min_size"],
         max_size=config["rna"]["max_size"],
+        min_fraction=config["rna"]["min_fraction"],
         code=CODE["pathways"],
     benchmark:
         "results/{cohort}/benchmarks/score_pathways_{geneset}.tsv"
     log:
         "results/{cohort}/logs/score_pathways_{geneset}.log",
-    threads: 1
+    threads: 2
     resources:
-        mem_mb=scaled_mem(4000),
-        runtime=30,
+        mem_mb=input_scaled_mem(2000, 20),
+        runtime=60,
     conda:
         "../../envs/rna.yaml"
     script:

@@ -1,11 +1,12 @@
-"""Rule normalise_rna: DESeq2 size factors + VST of the cohort's raw counts."""
+"""Rule normalise_rna: read and check the cohort's RNA table; one matrix for pathway scoring."""
 
 import _bootstrap  # noqa: F401
-from histodistill.rna.normalise import normalise_counts
+from histodistill.rna.normalise import normalise
+from histodistill.rna.table import RnaSource
 from histodistill.runtime import rule_context
 
 with rule_context(snakemake.log[0], snakemake.threads):
-    normalise_counts(snakemake.input.counts, snakemake.input.clinical,
-                     snakemake.output.normalised, snakemake.output.size_factors,
-                     snakemake.output.qc, min_total_count=snakemake.params.min_total_count,
-                     n_cpus=snakemake.threads)
+    source = RnaSource.from_config(snakemake.params.source)
+    normalise(source, snakemake.input.clinical, snakemake.output.normalised,
+              snakemake.output.samples, snakemake.output.summary, snakemake.output.qc,
+              n_cpus=snakemake.threads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import yaml
 from histodistill import __version__
 from histodistill.io import write_text
 from histodistill.provenance import versions
+from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
 
 DISTRIBUTIONS = ("snakemake", "torch", "timm", "openslide-python", "openslide-bin",
@@ -37,6 +39,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _rna_sentence(cfg: dict[str, Any]) -> str:
+    (cohort,) = cfg["cohorts"].values()
+    kind = "counts" if "demo" in cohort else cohort["rna"].get("kind", "auto")
+    return {
+        "counts": "RNA-seq counts were normalised with pydeseq2 (median-of-ratios size factors, "
+                  "blind parametric variance-stabilising transform).",
+        "tpm": "RNA-seq TPMs were log2(x + 1)-transformed.",
+        "fpkm": "RNA-seq FPKMs were log2(x + 1)-transformed.",
+        "log2": "Log-scale RNA-seq values were used as given.",
+        "zscore": "Per-gene RNA-seq z-scores (standardised by the data provider) were used as "
+                  "given.",
+        "auto": "RNA-seq raw counts (detected) were normalised with pydeseq2 (median-of-ratios "
+                "size factors, blind parametric variance-stabilising transform).",
+    }[kind]
+
+
 def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
     wsi, tiling = cfg["wsi"]["segmentation"], cfg["wsi"]["tiling"]
     train, splits = cfg["train"], cfg["splits"]
@@ -48,8 +66,7 @@ def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
         f"{tiling['patch_px']} px ({tiling['patch_um'] / tiling['patch_px']:.3g} um/px), keeping "
         f"patches with tissue fraction >= {tiling['min_tissue_fraction']}.",
         f"Patch features: {extractor_note}",
-        "RNA-seq counts were normalised with pydeseq2 (median-of-ratios size factors, "
-        f"variance-stabilising transform) and scored with gseapy {cfg['rna']['score_method']} "
+        f"{_rna_sentence(cfg)} Expression was scored with gseapy {cfg['rna']['score_method']} "
         f"(enrichment score, rank sample normalisation) on the '{cfg['rna']['geneset']}' gene "
         "sets; pathway scores were standardised with means and SDs of each fold's training "
         "patients.",
@@ -65,13 +82,14 @@ def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
 
 def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                  cindex_png: str | Path, km_pngs: dict[str, str], rna_qc_png: str | Path,
+                 rna_summary_json: str | Path, heatmap_png: str | Path,
                  coverage_tsv: str | Path, samples_tsv: str | Path, clinical_tsv: str | Path,
                  pathways_parquet: str | Path, feature_h5s: list[str],
                  tissue_qc_pngs: dict[str, str], wsi_only: list[str],
                  out_html: str | Path) -> None:
     clinical = read_clinical(clinical_tsv)
     slides = read_samples(samples_tsv, check_files=False)
-    rna_patients = set(pd.read_parquet(pathways_parquet, columns=[]).index)
+    rna_patients = set(load_scores(pathways_parquet).index)
     coverage = pd.read_csv(coverage_tsv, sep="\t")
     metrics = pd.read_csv(metrics_tsv, sep="\t")
 
@@ -115,8 +133,11 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
         cindex_png=data_uri(cindex_png),
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
-        rna_qc_png=data_uri(rna_qc_png),
+        rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),
+        rna=json.loads(Path(rna_summary_json).read_text(encoding="utf-8")),
         genesets_used=int(coverage["used"].sum()), genesets_total=len(coverage),
+        genesets_dropped=[f"{r.gene_set} ({r.n_found}/{r.n_genes} genes)"
+                          for r in coverage.loc[~coverage["used"]].itertuples()],
         slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, "")}
                 for s in sorted(slides)],
         tissue_qc={s: data_uri(p) for s, p in tissue_qc_pngs.items()},

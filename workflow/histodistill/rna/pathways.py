@@ -1,11 +1,17 @@
-"""Per-sample pathway scores with gseapy (ssGSEA or GSVA) from a local GMT.
+"""Per-patient pathway scores with gseapy (ssGSEA or GSVA) from a local gene-set file.
 
-ssGSEA's enrichment score (ES) with rank sample normalisation depends only on the ranks of the
-genes within one sample, so a patient's score does not depend on which other patients are in
-the cohort - it is safe to compute once per cohort and use across folds. (gseapy's NES divides
-by the range of ES over the whole matrix, a cohort-level fit; we keep the raw ES.) GSVA
-estimates each gene's distribution across samples and is therefore cohort-level (label-free);
-choose it knowing that. Standardisation of the scores happens inside each training fold.
+* **ssGSEA** (default): the enrichment score (ES) with rank sample normalisation depends only
+  on the ranks of the genes within one sample, so a patient's score does not depend on which
+  other patients are in the cohort - computed once per cohort, used by every fold. (gseapy's
+  NES divides by the range of ES over the whole matrix, a cohort-level fit; we keep the raw ES.)
+* **GSVA** estimates each gene's distribution over samples (kernel CDF), a fit. It is therefore
+  done **per fold**: fold k's training-part patients (train + inner val) are scored by GSVA on
+  themselves, and each held-out patient by GSVA on the training part plus that patient alone,
+  so no held-out patient influences any score but its own. The output then has a (fold,
+  patient, held_out) index; :func:`load_scores` gives one fold's table. Cost: one GSVA run
+  per patient.
+
+Standardisation of the scores happens inside each training fold (training/fold.py).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import pandas as pd
 
 from histodistill.errors import InputError
 from histodistill.io import write_parquet, write_tsv
-from histodistill.rna.gmt import read_gmt
+from histodistill.rna.gmt import read_gene_sets
+from histodistill.sheets import read_clinical
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +34,17 @@ Method = Literal["ssgsea", "gsva"]
 
 
 def gene_set_coverage(gene_sets: dict[str, list[str]], genes: pd.Index, min_size: int,
-                      max_size: int) -> pd.DataFrame:
+                      max_size: int, min_fraction: float = 0.0) -> pd.DataFrame:
+    """Per gene set: genes listed, genes found in the table, the fraction, and whether it is
+    scored (``min_size <= found <= max_size`` and ``found / listed >= min_fraction``)."""
     present = set(genes)
     rows = []
     for name, members in gene_sets.items():
         found = sum(g in present for g in members)
+        fraction = found / len(members)
         rows.append({"gene_set": name, "n_genes": len(members), "n_found": found,
-                     "fraction_found": found / len(members),
-                     "used": min_size <= found <= max_size})
+                     "fraction_found": fraction,
+                     "used": min_size <= found <= max_size and fraction >= min_fraction})
     return pd.DataFrame(rows)
 
 
@@ -59,23 +69,79 @@ def pathway_scores(expr: pd.DataFrame, gene_sets: dict[str, list[str]], method: 
     return table.loc[expr.index, order]
 
 
-def score_pathways(normalised_parquet: str | Path, gmt_path: str | Path, out_parquet: str | Path,
-                   out_coverage: str | Path, method: Method = "ssgsea", min_size: int = 15,
-                   max_size: int = 500, threads: int = 1, seed: int = 0) -> None:
+def gsva_by_fold(expr: pd.DataFrame, gene_sets: dict[str, list[str]], folds: pd.DataFrame,
+                 min_size: int, max_size: int, threads: int = 1, seed: int = 0
+                 ) -> pd.DataFrame:
+    """GSVA fitted inside each fold (module docstring); index (fold, patient, held_out)."""
+    parts = []
+    for k, rows in folds.groupby("fold", sort=True):
+        with_rna = rows[rows["patient"].isin(expr.index)]
+        reference = with_rna.loc[with_rna["role"] != "test", "patient"].tolist()
+        held_out = with_rna.loc[with_rna["role"] == "test", "patient"].tolist()
+        if len(reference) < 3:
+            raise InputError(f"fold {k}: only {len(reference)} training patients with RNA; "
+                             "GSVA needs at least 3")
+        fold_scores = [pathway_scores(expr.loc[reference], gene_sets, "gsva", min_size,
+                                      max_size, threads, seed)]
+        for patient in held_out:
+            scores = pathway_scores(expr.loc[[*reference, patient]], gene_sets, "gsva",
+                                    min_size, max_size, threads, seed)
+            fold_scores.append(scores.loc[[patient]])
+        table = pd.concat(fold_scores)
+        held = np.isin(table.index, held_out)
+        table.index = pd.MultiIndex.from_arrays([[int(k)] * len(table), table.index, held],
+                                                names=["fold", "patient", "held_out"])
+        parts.append(table)
+        log.info("GSVA fold %s: %d reference + %d held-out patients", k, len(reference),
+                 len(held_out))
+    return pd.concat(parts)
+
+
+def load_scores(path: str | Path, fold: int | None = None) -> pd.DataFrame:
+    """Pathway scores (patients x sets) as one fold's models must see them.
+
+    Per-fold tables (GSVA) need ``fold``; ``fold=None`` then gives each patient's score from
+    the fold that held it out (for display). Sample-wise tables (ssGSEA) are the same for all.
+    """
+    scores = pd.read_parquet(path)
+    if "fold" not in scores.index.names:
+        return scores
+    if fold is not None:
+        return scores.xs(fold, level="fold").droplevel("held_out")
+    return scores.xs(True, level="held_out").droplevel("fold")
+
+
+def score_pathways(normalised_parquet: str | Path, gene_sets_path: str | Path,
+                   clinical_path: str | Path, out_parquet: str | Path, out_coverage: str | Path,
+                   out_heatmap: str | Path, method: Method = "ssgsea", min_size: int = 15,
+                   max_size: int = 500, min_fraction: float = 0.25, threads: int = 1,
+                   seed: int = 0, folds_tsv: str | Path | None = None) -> None:
     expr = pd.read_parquet(normalised_parquet)
-    gene_sets = read_gmt(gmt_path)
-    coverage = gene_set_coverage(gene_sets, expr.columns, min_size, max_size)
-    dropped = coverage.loc[~coverage["used"], "gene_set"].tolist()
-    if dropped:
-        log.warning("%d of %d gene sets have fewer than %d (or more than %d) genes present and "
-                    "are dropped: %s", len(dropped), len(gene_sets), min_size, max_size,
-                    ", ".join(dropped[:10]))
+    gene_sets = read_gene_sets(gene_sets_path)
+    coverage = gene_set_coverage(gene_sets, expr.columns, min_size, max_size, min_fraction)
+    dropped = coverage.loc[~coverage["used"]]
+    if len(dropped):
+        log.warning("%d of %d gene sets are dropped (fewer than %d or more than %d genes "
+                    "present, or under %.0f%% of their genes found): %s", len(dropped),
+                    len(gene_sets), min_size, max_size, 100 * min_fraction,
+                    ", ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes})"
+                              for r in dropped.head(10).itertuples()))
     if coverage["used"].sum() == 0:
-        raise InputError(f"no gene set of {gmt_path} has >= {min_size} genes in "
-                         f"{normalised_parquet}; are the gene IDs HGNC symbols like the GMT's?")
-    scores = pathway_scores(expr, {k: v for k, v in gene_sets.items() if k not in dropped},
-                            method, min_size, max_size, threads, seed)
-    scores.index.name = "patient"
-    log.info("%s scores: %d patients x %d gene sets", method, *scores.shape)
+        raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
+                         f"{normalised_parquet}; are the gene IDs HGNC symbols like the sets'?")
+    used = {k: v for k, v in gene_sets.items() if k in set(coverage.loc[coverage["used"],
+                                                                         "gene_set"])}
+    if method == "gsva":
+        if folds_tsv is None:
+            raise InputError("GSVA is fitted per fold and needs the fold table")
+        folds = pd.read_csv(folds_tsv, sep="\t")
+        scores = gsva_by_fold(expr, used, folds, min_size, max_size, threads, seed)
+    else:
+        scores = pathway_scores(expr, used, method, min_size, max_size, threads, seed)
+        scores.index.name = "patient"
+    log.info("%s scores: %d rows x %d gene sets", method, *scores.shape)
     write_parquet(out_parquet, scores)
     write_tsv(out_coverage, coverage)
+    from histodistill.rna.qc import plot_pathway_heatmap
+
+    plot_pathway_heatmap(load_scores(out_parquet), read_clinical(clinical_path), out_heatmap)

@@ -28,6 +28,7 @@ from histodistill.io import atomic_path, write_json, write_tsv
 from histodistill.models.baselines import ModelDims, RiskModel
 from histodistill.models.registry import build_model, model_class
 from histodistill.models.survival import bin_cuts, discretise
+from histodistill.rna.pathways import load_scores
 from histodistill.sheets import patient_slides, read_clinical, read_samples
 from histodistill.splits import read_folds
 from histodistill.training.data import (
@@ -93,7 +94,7 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     roles = read_folds(folds_tsv, fold)
     clinical = read_clinical(clinical_tsv)
     slides_of = patient_slides(read_samples(samples_tsv, check_files=False))
-    pathways = pd.read_parquet(pathways_parquet)
+    pathways = load_scores(pathways_parquet, fold)
     cuts = bin_cuts(clinical.loc[roles["train"], "time"].to_numpy(),
                     clinical.loc[roles["train"], "event"].to_numpy(), params.n_bins)
     records, skipped = _records_by_role(roles, clinical, slides_of, pathways, cuts,
