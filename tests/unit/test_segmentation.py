@@ -80,3 +80,38 @@ def test_rasterize_keeps_islands_inside_holes():
     island = Polygon(np.array([[40, 40], [60, 40], [60, 60], [40, 60]], float))
     mask = rasterize([island, outer], (100, 100), 1.0)
     assert mask[10, 10] == 1 and mask[30, 30] == 0 and mask[50, 50] == 1
+
+
+@pytest.mark.parametrize("colour", [(40, 170, 90), (40, 60, 170), (25, 25, 30)])
+def test_pen_strokes_are_not_tissue(colour):
+    """Green, blue and black ink drawn across painted tissue are cut out of the mask."""
+    img, truth = paint_slide(np.random.default_rng(3), (1152, 1536), 0.5,
+                             {"pallor": 0.0, "nuclear_density": 0.0})
+    ink = np.zeros(truth.shape, np.uint8)
+    cv2.line(ink, (100, 300), (1400, 900), 1, 40)  # a 20 um wide stroke over the tissue
+    img[ink > 0] = colour
+    thumb = cv2.resize(img, (192, 144), interpolation=cv2.INTER_AREA)
+    small = lambda m: cv2.resize(m.astype(np.uint8), (192, 144),  # noqa: E731
+                                 interpolation=cv2.INTER_NEAREST) > 0
+    mask = tissue_mask(thumb, 4.0, SegmentationParams())
+    on_ink = small(ink)
+    assert mask[on_ink].mean() < 0.05  # ink removed
+    kept = small(truth & ~cv2.dilate(ink, np.ones((81, 81), np.uint8)).astype(bool))
+    assert mask[kept].mean() > 0.95  # tissue away from the stroke kept
+    unfiltered = tissue_mask(thumb, 4.0, SegmentationParams(pen_filter=False))
+    assert unfiltered[on_ink & small(truth)].mean() > 0.5  # without the filter, ink is tissue
+
+
+@pytest.mark.realdata
+def test_pen_filter_on_real_tiles():
+    from conftest import shared_file
+    from histodistill.wsi.segmentation import pen_mask
+
+    def tile(name):
+        rgba = cv2.imread(str(shared_file("tiles", f"histolab_{name}.png")), cv2.IMREAD_COLOR)
+        return cv2.cvtColor(rgba, cv2.COLOR_BGR2RGB)
+
+    assert pen_mask(tile("medium-nuclei-score-green-pen-level1"), 1.0, 0).mean() > 0.3
+    for clean in ("medium-nuclei-score-level0", "tissue-level2-3000-7666-7096-11763",
+                  "high-nuclei-score-level0"):
+        assert pen_mask(tile(clean), 1.0, 0).mean() < 0.005, clean

@@ -94,3 +94,38 @@ def test_lint_passes():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_path):
+    """stop + --keep-going: every other slide is still processed; switching to exclude re-runs
+    only the bad slide's jobs (plus cohort-level steps) and the report names it."""
+    workdir, _ = run
+    demo = workdir / "results" / "a" / "demo"
+    for name in ("samples.tsv", "clinical.tsv", "rna_counts.tsv"):
+        shutil.copy2(demo / name, tmp_path / name)
+    shutil.copytree(demo / "slides", tmp_path / "slides")
+    samples = pd.read_csv(tmp_path / "samples.tsv", sep="\t")
+    samples["path"] = [str(tmp_path / "slides" / f"{s}.tiff") for s in samples["slide"]]
+    samples.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    bad = samples["slide"].iloc[0]
+    (tmp_path / "slides" / f"{bad}.tiff").write_bytes(b"II*\x00" + b"\x00" * 64)
+    cohort = {"samples": str(tmp_path / "samples.tsv"), "clinical": str(tmp_path / "clinical.tsv"),
+              "rna": {"path": str(tmp_path / "rna_counts.tsv")}}
+    config = tiny_config(real=cohort)
+    proc = snakemake(tmp_path, config, "--keep-going", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "results" / "real" / "logs" / "segment_tissue" / f"{bad}.log").read_text()
+    assert f"slide '{bad}'" in log and "OpenSlide" in log
+    feats = tmp_path / "results" / "real" / "features" / "resnet18_trunc"
+    assert sorted(p.stem for p in feats.glob("*.h5")) == sorted(set(samples["slide"]) - {bad})
+
+    config["wsi"] = {"on_slide_error": "exclude"}
+    jobs = planned_jobs(tmp_path, config)
+    slide_jobs = {(r, dict(w)["slide"]) for r, w in jobs if "slide" in dict(w)}
+    assert slide_jobs == {("segment_tissue", bad), ("tile_slide", bad),
+                          ("extract_features", bad)}
+    snakemake(tmp_path, config)
+    html = (tmp_path / "results" / "real" / "report.html").read_text()
+    assert "FAILED and were excluded" in html and "failed: format not recognised" in html
+    meta = (tmp_path / "results" / "real" / "models" / "wsi_abmil" / "fold0" / "meta.json")
+    assert bad in meta.read_text()

@@ -27,9 +27,10 @@ FOLDS = list(range(config["splits"]["n_folds"]))
 # Hash of the package code each step runs: editing a step's code re-runs its outputs.
 CODE = {
     "demo": code_hash("demo", "wsi/write.py", "rna/gmt.py"),
-    "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py"),
-    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py"),
-    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py"),
+    "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py",
+                         "wsi/status.py"),
+    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py", "wsi/status.py"),
+    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py", "wsi/status.py"),
     "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
     "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py"),
     "splits": code_hash("splits.py", "sheets.py"),

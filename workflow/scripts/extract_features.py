@@ -5,9 +5,12 @@ from histodistill.features.extract import SlideJob, extract_slides
 from histodistill.runtime import rule_context
 
 cfg = snakemake.params.features
+# on_slide_error is read from the config, not passed as a param: switching stop -> exclude
+# must not re-run the slides that succeeded (their outputs do not depend on it).
 with rule_context(snakemake.log[0], snakemake.threads):
     job = SlideJob(snakemake.wildcards.slide, snakemake.input.slide, snakemake.input.patches,
                    snakemake.output[0])
     extract_slides([job], cfg["extractor"], cfg["weights"], seed=cfg["seed"],
                    batch_size=cfg["batch_size"], workers=cfg["num_workers"],
-                   device=cfg["device"], code_version=snakemake.params.code)
+                   device=cfg["device"], code_version=snakemake.params.code,
+                   on_error=snakemake.config["wsi"]["on_slide_error"])

@@ -10,7 +10,7 @@ Feature h5 (``features/{extractor}/{slide}.h5``)::
     features  (N, D) float32, row i belongs to coords[i]
     coords    (N, 2) int64 level-0 (x, y), with the tiling attributes copied from patches/
     attrs     extractor, arch, dim, weights_sha256, weights_source, random_weights,
-              code_version, torch/timm versions, slide_id
+              code_version, torch/timm versions, slide_id, status ("ok" | "failed"), reason
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from histodistill.features.registry import LoadedExtractor, build_extractor
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
 from histodistill.wsi.slide import rgba_to_rgb
-from histodistill.wsi.tiling import TileGeometry, read_geometry
+from histodistill.wsi.status import FAILED, OK, OnError, check_on_error, guarded, h5_status
+from histodistill.wsi.tiling import TileGeometry, read_geometry, write_failed_h5
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,40 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def _extractor_attrs(job: SlideJob, ext: LoadedExtractor, device: torch.device,
+                     code_version: str) -> dict[str, object]:
+    spec = ext.spec
+    return {
+        "slide_id": job.slide_id, "extractor": spec.name, "arch": spec.arch,
+        "dim": spec.dim, "weights_sha256": ext.weights_sha256,
+        "weights_source": ext.weights_source, "random_weights": ext.random_weights,
+        "code_version": code_version, "device": device.type,
+        **{f"version_{k}": v for k, v in versions("torch", "timm").items()},
+    }
+
+
+def _extract_or_exclude(job: SlideJob, ext: LoadedExtractor, device: torch.device,
+                        batch_size: int, workers: int, code_version: str,
+                        on_error: OnError) -> int:
+    """Features of one slide; a slide that failed before (or fails here, under ``exclude``)
+    gets a zero-row features file that says so (wsi/status.py)."""
+
+    def failed(exc: SlideError) -> int:
+        write_failed_h5(job.out_h5, job.slide_id, exc.reason,
+                        {"features": (0, ext.spec.dim), "coords": (0, 2)})
+        with h5py.File(job.out_h5, "r+") as f:
+            f.attrs.update({k: v for k, v in _extractor_attrs(job, ext, device, code_version)
+                            .items() if k != "slide_id"})
+        return 0
+
+    status, reason = h5_status(job.patches_h5)
+    if status == FAILED:
+        log.warning("%s: excluded before feature extraction (%s)", job.slide_id, reason)
+        return failed(SlideError(job.slide_id, job.slide_path, reason))
+    return guarded(on_error, lambda: _extract_one(job, ext, device, batch_size, workers,
+                                                  code_version), failed)
+
+
 def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batch_size: int,
                  workers: int, code_version: str) -> int:
     with h5py.File(job.patches_h5, "r") as src:
@@ -114,23 +149,18 @@ def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batc
             raise HistodistillError(f"{job.slide_id}: wrote {start} of {len(coords)} features")
         ds = out.create_dataset("coords", data=coords)
         ds.attrs.update(coord_attrs)
-        out.attrs.update({
-            "slide_id": job.slide_id, "extractor": spec.name, "arch": spec.arch,
-            "dim": spec.dim, "weights_sha256": ext.weights_sha256,
-            "weights_source": ext.weights_source, "random_weights": ext.random_weights,
-            "code_version": code_version, "device": device.type,
-            **{f"version_{k}": v for k, v in versions("torch", "timm").items()},
-        })
+        out.attrs.update({**_extractor_attrs(job, ext, device, code_version), "status": OK})
     log.info("%s: %d x %d features -> %s", job.slide_id, len(coords), spec.dim, job.out_h5)
     return len(coords)
 
 
 def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
                    seed: int = 0, batch_size: int = 64, workers: int = 0, device: str = "auto",
-                   code_version: str = "") -> dict[str, int]:
+                   code_version: str = "", on_error: str = "stop") -> dict[str, int]:
     """Extract features for many slides with one model load; returns tiles per slide."""
+    mode = check_on_error(on_error)
     dev = resolve_device(device)
     ext = build_extractor(extractor, weights, seed)
     ext.encoder.to(dev)
-    return {job.slide_id: _extract_one(job, ext, dev, batch_size, workers, code_version)
-            for job in jobs}
+    return {job.slide_id: _extract_or_exclude(job, ext, dev, batch_size, workers, code_version,
+                                              mode) for job in jobs}

@@ -93,7 +93,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
     coverage = pd.read_csv(coverage_tsv, sep="\t")
     metrics = pd.read_csv(metrics_tsv, sep="\t")
 
-    tiles, random_slides, extractors = {}, [], set()
+    tiles, random_slides, extractors, failed = {}, [], set(), {}
     for path in feature_h5s:
         with h5py.File(path, "r") as f:
             sid = str(f.attrs["slide_id"])
@@ -102,12 +102,18 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                             str(f.attrs["weights_sha256"])))
             if bool(f.attrs["random_weights"]):
                 random_slides.append(sid)
+            if str(f.attrs.get("status", "ok")) != "ok":
+                failed[sid] = str(f.attrs.get("reason", ""))
     warnings = []
     if random_slides:
         warnings.append(
             f"features of {len(random_slides)} of {len(tiles)} slides were computed with "
             "RANDOMLY INITIALISED encoder weights (demo/test mode). The metrics below show that "
             "the pipeline runs; they say nothing about a pathology foundation model.")
+    if failed:
+        warnings.append(
+            f"{len(failed)} of {len(tiles)} slides FAILED and were excluded "
+            "(wsi.on_slide_error: exclude); see the slide table for the reasons.")
     ext_note = "; ".join(f"{name} (weights: {src}; sha256 {sha[:12]}...)"
                          for name, src, sha in sorted(extractors))
 
@@ -138,7 +144,8 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         genesets_used=int(coverage["used"].sum()), genesets_total=len(coverage),
         genesets_dropped=[f"{r.gene_set} ({r.n_found}/{r.n_genes} genes)"
                           for r in coverage.loc[~coverage["used"]].itertuples()],
-        slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, "")}
+        slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, ""),
+                 "status": "failed: " + failed[s] if s in failed else "ok"}
                 for s in sorted(slides)],
         tissue_qc={s: data_uri(p) for s, p in tissue_qc_pngs.items()},
         methods=methods_text(cfg, ext_note),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from histodistill.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,6 +23,23 @@ class PatientRecord:
     interval: int  # discrete-time bin of ``time``
     slides: list[str]
     pathways: np.ndarray | None  # raw pathway scores (K,), None when the patient has no RNA
+
+
+def usable_slides(slides_of: dict[str, list[str]], feature_h5s: list[str]) -> dict[str, str]:
+    """Drop slides whose feature file says they failed (``wsi.on_slide_error: exclude``) from
+    ``slides_of``, in place; returns {slide: reason} of the dropped ones."""
+    from histodistill.wsi.status import FAILED, h5_status
+
+    failed = {}
+    for path in feature_h5s:
+        status, reason = h5_status(path)
+        if status == FAILED:
+            failed[Path(path).stem] = reason
+    for patient, slides in slides_of.items():
+        slides_of[patient] = [s for s in slides if s not in failed]
+    if failed:
+        log.warning("%d slides excluded after failing: %s", len(failed), ", ".join(failed))
+    return failed
 
 
 class FeatureBank:

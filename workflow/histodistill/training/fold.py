@@ -37,6 +37,7 @@ from histodistill.training.data import (
     Standardiser,
     build_records,
     fit_feature_scaler,
+    usable_slides,
 )
 from histodistill.training.loop import Batcher, InputTransform, TrainParams, fit, predict
 
@@ -67,13 +68,20 @@ def load_trained(model_dir: str | Path) -> tuple[RiskModel, InputTransform, dict
 
 def _records_by_role(roles: dict[str, list[str]], clinical: pd.DataFrame,
                      slides_of: dict[str, list[str]], pathways: pd.DataFrame,
-                     cuts: np.ndarray, needs_rna: bool
-                     ) -> tuple[dict[str, list[PatientRecord]], dict[str, int]]:
-    records, skipped = {}, {}
+                     cuts: np.ndarray, needs_rna: bool, needs_wsi: bool
+                     ) -> tuple[dict[str, list[PatientRecord]], dict[str, dict[str, int]]]:
+    """Records per role; patients a model cannot use (no RNA for an RNA model, no usable
+    slide for a WSI model) are skipped and counted per reason and role."""
+    records: dict[str, list[PatientRecord]] = {}
+    skipped: dict[str, dict[str, int]] = {"without_rna": {}, "without_slides": {}}
     for role, patients in roles.items():
         if needs_rna:
             kept = [p for p in patients if p in pathways.index]
-            skipped[role] = len(patients) - len(kept)
+            skipped["without_rna"][role] = len(patients) - len(kept)
+            patients = kept
+        if needs_wsi:
+            kept = [p for p in patients if slides_of.get(p)]
+            skipped["without_slides"][role] = len(patients) - len(kept)
             patients = kept
         intervals = discretise(clinical.loc[patients, "time"].to_numpy(), cuts)
         records[role] = build_records(clinical, patients, slides_of, pathways, intervals)
@@ -97,11 +105,13 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     pathways = load_scores(pathways_parquet, fold)
     cuts = bin_cuts(clinical.loc[roles["train"], "time"].to_numpy(),
                     clinical.loc[roles["train"], "event"].to_numpy(), params.n_bins)
+    excluded = usable_slides(slides_of, feature_h5s) if info.needs_wsi else {}
     records, skipped = _records_by_role(roles, clinical, slides_of, pathways, cuts,
-                                        info.needs_rna)
-    if any(skipped.values()):
-        log.warning("%s needs RNA: skipping patients without it (%s)", model_name,
-                    ", ".join(f"{k}: {v}" for k, v in skipped.items()))
+                                        info.needs_rna, info.needs_wsi)
+    for reason, counts in skipped.items():
+        if any(counts.values()):
+            log.warning("%s: skipping patients %s (%s)", model_name, reason.replace("_", " "),
+                        ", ".join(f"{k}: {v}" for k, v in counts.items()))
     if not records["train"] or not records["val"]:
         raise InputError(f"fold {fold}: no training or validation patients left for "
                          f"{model_name}")
@@ -149,7 +159,9 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
         "model": model_name, "fold": fold, "dims": asdict(dims), "train_params": asdict(params),
         "bin_cuts": cuts.tolist(), "best_epoch": best_epoch,
         "n_patients": {k: len(v) for k, v in records.items()},
-        "skipped_without_rna": skipped, "pathways": list(pathways.columns),
+        "skipped_without_rna": skipped["without_rna"],
+        "skipped_without_slides": skipped["without_slides"], "excluded_slides": excluded,
+        "pathways": list(pathways.columns),
         "scaler": _scaler_json(pathway_scaler), "feature_scaler": _scaler_json(feature_scaler),
         "features": {k: (v.item() if hasattr(v, "item") else v)
                      for k, v in (bank.extractor_attrs if bank else {}).items()},

@@ -28,6 +28,7 @@ from histodistill.io import atomic_path
 from histodistill.units import Level0Px, Microns
 from histodistill.wsi.geojson import rasterize, read_geojson
 from histodistill.wsi.slide import SlideInfo, open_slide
+from histodistill.wsi.status import FAILED, OK, OnError, check_on_error, failed_attrs, guarded
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +96,33 @@ def tile_coords(polygons_mask: np.ndarray, dims: tuple[int, int], size0: int,
 
 
 def tile_slide(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
-               out_h5: str | Path, params: TilingParams, mpp_override: float | None = None
-               ) -> int:
-    """Write the tile coordinates of one slide; returns the number of tiles."""
-    slide, info = open_slide(slide_path, slide_id, mpp_override)
-    slide.close()
-    polygons, props = read_geojson(tissue_geojson)
+               out_h5: str | Path, params: TilingParams, mpp_override: float | None = None,
+               on_error: OnError = "stop") -> int:
+    """Write the tile coordinates of one slide; returns the number of tiles.
+
+    A slide whose segmentation failed (under ``exclude``), or that fails here under
+    ``on_error="exclude"``, gets a zero-row h5 with ``status = "failed"`` and the reason."""
+    _, props = read_geojson(tissue_geojson)
     if props.get("slide") not in (None, slide_id):
         raise InputError(f"{tissue_geojson} belongs to slide {props.get('slide')!r}, not "
                          f"{slide_id!r}")
+
+    def failed(exc: SlideError) -> int:
+        write_failed_h5(out_h5, slide_id, exc.reason)
+        return 0
+
+    if props.get("status") == FAILED:
+        log.warning("%s: excluded at segmentation (%s)", slide_id, props.get("reason"))
+        return failed(SlideError(slide_id, slide_path, str(props.get("reason"))))
+    return guarded(check_on_error(on_error), lambda: _tile(
+        slide_path, slide_id, tissue_geojson, out_h5, params, mpp_override), failed)
+
+
+def _tile(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
+          out_h5: str | Path, params: TilingParams, mpp_override: float | None) -> int:
+    slide, info = open_slide(slide_path, slide_id, mpp_override)
+    slide.close()
+    polygons, _ = read_geojson(tissue_geojson)
     geom = TileGeometry.for_slide(info, params)
     scale = geom.patch_size_level0 / MASK_PX_PER_TILE
     shape = (int(np.ceil(info.dimensions[1] / scale)), int(np.ceil(info.dimensions[0] / scale)))
@@ -118,6 +137,16 @@ def tile_slide(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path
     log.info("%s: %d tiles of %d level-0 px (read at level %d, downsample %.3g)", slide_id,
              len(coords), geom.patch_size_level0, geom.patch_level, geom.downsample)
     return len(coords)
+
+
+def write_failed_h5(path: str | Path, slide_id: str, reason: str,
+                    datasets: dict[str, tuple[int, ...]] | None = None) -> None:
+    """A zero-row patches (or features) file that says the slide failed, and why."""
+    shapes = {"coords": (0, 2), "tissue_fraction": (0,)} if datasets is None else datasets
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, shape in shapes.items():
+            f.create_dataset(name, shape=shape, dtype="int64" if name == "coords" else "float32")
+        f.attrs.update(failed_attrs(slide_id, reason))
 
 
 def coords_attrs(info: SlideInfo, geom: TileGeometry) -> dict[str, Any]:
@@ -144,7 +173,7 @@ def write_coords_h5(path: str | Path, coords: np.ndarray, fraction: np.ndarray,
         ds = f.create_dataset("coords", data=coords)
         ds.attrs.update(coords_attrs(info, geom))
         f.create_dataset("tissue_fraction", data=fraction)
-        f.attrs.update({"slide_id": info.slide_id, "slide_path": info.path,
+        f.attrs.update({"slide_id": info.slide_id, "slide_path": info.path, "status": OK,
                         "mpp_source": info.mpp_source,
                         **{f"tiling_{k}": v for k, v in asdict(params).items()}})
 

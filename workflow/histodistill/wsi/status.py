@@ -1,0 +1,77 @@
+"""Per-slide status: how a cohort run goes on when a few slides cannot be processed.
+
+``wsi.on_slide_error`` decides (config/README.md):
+
+* ``stop`` (default): a bad slide fails its job with an error naming the slide and the reason,
+  in the rule's log. With ``snakemake --keep-going`` every other slide is still segmented,
+  tiled and encoded (and cached); only the cohort-level steps wait for the fix.
+* ``exclude``: the slide's jobs succeed with explicit *failed* outputs - a GeoJSON without
+  polygons, a QC card showing the reason, a patches/features h5 with zero rows - each carrying
+  ``status = "failed"`` and ``reason``. Training leaves the slide out (and a patient whose
+  slides all failed out of the WSI models, with a count in the log); the report lists every
+  failed slide with its reason. Nothing is dropped silently.
+
+Only :class:`~histodistill.errors.SlideError` (a problem with that slide's file) is caught;
+configuration errors and bugs always stop the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from histodistill.errors import InputError, SlideError
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["stop", "exclude"]
+OK, FAILED = "ok", "failed"
+T = TypeVar("T")
+
+
+def check_on_error(value: str) -> OnError:
+    if value not in ("stop", "exclude"):
+        raise InputError(f"wsi.on_slide_error must be 'stop' or 'exclude', got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def guarded(on_error: OnError, work: Callable[[], T], on_failure: Callable[[SlideError], T]
+            ) -> T:
+    """Run ``work``; under ``exclude`` a SlideError becomes ``on_failure(error)``."""
+    try:
+        return work()
+    except SlideError as exc:
+        if on_error != "exclude":
+            raise
+        log.error("%s - excluded (wsi.on_slide_error: exclude)", exc)
+        return on_failure(exc)
+
+
+def error_card(slide_id: str, reason: str, width: int = 640) -> np.ndarray:
+    """A white RGB image stating that the slide failed and why (the slide's QC image)."""
+    import cv2
+
+    lines = [f"slide {slide_id}: FAILED, excluded", *textwrap.wrap(reason, 60)]
+    card = np.full((40 + 26 * len(lines), width, 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(card, line, (16, 34 + 26 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                    (200, 0, 0) if i == 0 else (30, 30, 30), 1, cv2.LINE_AA)
+    return card
+
+
+def h5_status(path: str | Path) -> tuple[str, str]:
+    """(status, reason) recorded in a patches or features h5 (files made before statuses
+    existed count as ok)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return str(f.attrs.get("status", OK)), str(f.attrs.get("reason", ""))
+
+
+def failed_attrs(slide_id: str, reason: str) -> dict[str, Any]:
+    return {"slide_id": slide_id, "status": FAILED, "reason": reason}
