@@ -74,3 +74,36 @@ def test_read_scaled_and_transparent_background():
     assert thumb.shape[:2] == (round(2967 * 0.499 / 8), round(2220 * 0.499 / 8))
     rgba = np.zeros((2, 2, 4), np.uint8)  # premultiplied, fully transparent
     assert (rgba_to_rgb(rgba) == 255).all()
+
+
+def test_thumbnail_of_a_slide_without_pyramid_is_read_in_bands(tmp_path):
+    """A single-level slide must not be read whole: banded reads give the same thumbnail."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), (3000, 2000),
+                     interpolation=cv2.INTER_LINEAR)
+    path = tmp_path / "flat.tiff"
+    tifffile.imwrite(path, img, photometric="rgb", tile=(256, 256), compression="jpeg",
+                     resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER",
+                     metadata=None)
+    slide, info = open_slide(path, "flat")
+    with slide:
+        assert len(info.level_dimensions) == 1
+        whole = read_scaled(slide, info, 8.0)
+        banded = read_scaled(slide, info, 8.0, max_read_px=3000 * 64)  # 4 output rows a band
+    assert whole.shape == banded.shape == (125, 188, 3)
+    assert np.abs(whole.astype(int) - banded.astype(int)).mean() < 2.0
+
+
+def test_truncated_slide_is_a_clear_error(tmp_path):
+    from histodistill.wsi.segmentation import SegmentationParams, segment_slide
+
+    path = tmp_path / "cut.tiff"
+    rng = np.random.default_rng(1)
+    write_pyramidal_tiff(path, rng.integers(0, 255, (2048, 2048, 3), dtype=np.uint8), 0.5)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(SlideError, match="'cut'.*(truncated|corrupt|OpenSlide)"):
+        segment_slide(path, "cut", tmp_path / "c.geojson", tmp_path / "c.png",
+                      SegmentationParams())

@@ -61,7 +61,8 @@ def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
     return [
         f"Tissue was segmented on thumbnails at {wsi['thumbnail_mpp']} um/px (HSV saturation "
         f"threshold: Otsu bounded by glass saturation + {wsi['glass_margin']}, morphological "
-        f"closing/opening, components under {wsi['min_component_um2']:.0f} um^2 dropped). "
+        f"closing/opening, components under {wsi['min_component_um2']:.0f} um^2 dropped"
+        f"{'; blue, green and black pen ink removed' if wsi.get('pen_filter', True) else ''}). "
         f"Slides were tiled into non-overlapping {tiling['patch_um']} um patches resized to "
         f"{tiling['patch_px']} px ({tiling['patch_um'] / tiling['patch_px']:.3g} um/px), keeping "
         f"patches with tissue fraction >= {tiling['min_tissue_fraction']}.",

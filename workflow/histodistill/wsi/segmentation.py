@@ -146,9 +146,21 @@ def draw_qc(rgb: np.ndarray, polygons: list[Polygon], scale: tuple[float, float]
     return qc
 
 
+def _qc_thumbnail(thumb: np.ndarray, scale: tuple[float, float], max_px: int = 2048
+                  ) -> tuple[np.ndarray, tuple[float, float]]:
+    """The thumbnail reduced to at most ``max_px`` on its long side for the QC image."""
+    factor = max(thumb.shape[:2]) / max_px
+    if factor <= 1:
+        return thumb, scale
+    size = (max(1, round(thumb.shape[1] / factor)), max(1, round(thumb.shape[0] / factor)))
+    small = cv2.resize(thumb, size, interpolation=cv2.INTER_AREA)
+    return small, (scale[0] * thumb.shape[1] / size[0], scale[1] * thumb.shape[0] / size[1])
+
+
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 3]):
             raise OSError(f"could not write {path}")
 
 
@@ -190,6 +202,7 @@ def _segment(slide_path: str | Path, slide_id: str, out_geojson: str | Path,
                "thumbnail_mpp": round(thumb_mpp, 4)}
     write_geojson(out_geojson, polygons, slide_id,
                   {**summary, "mpp_source": info.mpp_source, "params": asdict(params)})
-    write_png(out_qc_png, draw_qc(thumb, polygons, scale))
+    qc, qc_scale = _qc_thumbnail(thumb, scale)
+    write_png(out_qc_png, draw_qc(qc, polygons, qc_scale))
     log.info("%s: %d tissue components, %.3f mm^2", slide_id, len(polygons), tissue_mm2)
     return summary

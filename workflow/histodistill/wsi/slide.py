@@ -92,27 +92,38 @@ def _metadata_mpp(slide: openslide.OpenSlide) -> float | None:
     return float(np.mean(values))
 
 
-def read_scaled(slide: openslide.OpenSlide, info: SlideInfo, target_mpp: float) -> np.ndarray:
+def read_scaled(slide: openslide.OpenSlide, info: SlideInfo, target_mpp: float,
+                max_read_px: int = 1 << 24) -> np.ndarray:
     """The whole slide as an RGB array at (about) ``target_mpp``, read from the best level.
 
-    Used for thumbnails: the level read is the coarsest at or above the needed resolution, so
-    the array read is at most (level downsample ratio)^2 larger than the result.
+    The level read is the coarsest at or above the needed resolution. It is read in horizontal
+    bands of at most ``max_read_px`` pixels, each reduced before the next is read, so memory
+    stays bounded even for a slide without a pyramid (a naive read of a 100k x 80k level would
+    need 32 GB).
     """
     import cv2
 
     downsample = target_mpp / info.mpp
     level = info.best_level(downsample)
     w, h = info.level_dimensions[level]
-    try:
-        region = rgba_to_rgb(np.asarray(slide.read_region((0, 0), level, (w, h))))
-    except openslide.OpenSlideError as exc:
-        raise SlideError(info.slide_id, info.path, f"reading level {level} failed ({exc}); the "
-                         "file may be truncated or corrupt") from None
+    level_ds = info.level_downsamples[level]
     out_w = max(1, round(info.dimensions[0] / downsample))
     out_h = max(1, round(info.dimensions[1] / downsample))
-    if (out_w, out_h) == (w, h):
-        return region
-    return cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    rows_per_band = max(1, int(max_read_px // max(1, w * h / out_h)))
+    bands = []
+    for y0 in range(0, out_h, rows_per_band):
+        y1 = min(out_h, y0 + rows_per_band)
+        ly0, ly1 = int(y0 * h / out_h), min(h, max(int(np.ceil(y1 * h / out_h)), 1))
+        try:
+            region = rgba_to_rgb(np.asarray(slide.read_region(
+                (0, int(round(ly0 * level_ds))), level, (w, ly1 - ly0))))
+        except openslide.OpenSlideError as exc:
+            raise SlideError(info.slide_id, info.path, f"reading level {level} failed ({exc}); "
+                             "the file may be truncated or corrupt") from None
+        if region.shape[:2] != (y1 - y0, out_w):
+            region = cv2.resize(region, (out_w, y1 - y0), interpolation=cv2.INTER_AREA)
+        bands.append(region)
+    return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
 
 
 def rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
