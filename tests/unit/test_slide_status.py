@@ -41,7 +41,9 @@ def test_excluded_slide_gets_failed_outputs_at_every_step(tmp_path, kind):
     doc = json.loads(geojson.read_text())
     assert doc["features"] == [] and doc["properties"]["status"] == "failed"
     assert png.stat().st_size > 1000  # the QC card states the reason
-    assert tile_slide(slide, kind, geojson, patches, TilingParams(112.0, 112, 0.5)) == 0
+    assert tile_slide(slide, kind, geojson, patches, TilingParams(112.0, 112, 0.5),
+                      tissue_qc_png=png, out_qc_png=tmp_path / "tiles.png") == 0
+    assert (tmp_path / "tiles.png").read_bytes()[:8] == png.read_bytes()[:8]  # the card
     assert h5_status(patches)[0] == "failed" and reason in h5_status(patches)[1]
     job = SlideJob(kind, str(slide), str(patches), str(features))
     assert extract_slides([job], "resnet18_trunc", None, batch_size=8) == {kind: 0}

@@ -64,6 +64,20 @@ def test_only_tissue_tiles_kept(tmp_path):
     assert tile_slide(slide, "s", geo, tmp_path / "p.h5", TilingParams(112.0, 112, 0.5)) == 4
 
 
+def test_tile_grid_is_drawn_over_the_tissue_qc(tmp_path):
+    import cv2
+
+    slide = _slide(tmp_path, 0.5)  # 3072 x 2048 px
+    geo = _square_geojson(tmp_path / "t.geojson", 0, 0, 448, 448)
+    cv2.imwrite(str(tmp_path / "tissue.png"), np.full((256, 384, 3), 255, np.uint8))
+    tile_slide(slide, "s", geo, tmp_path / "p.h5", TilingParams(112.0, 112, 0.5),
+               tissue_qc_png=tmp_path / "tissue.png", out_qc_png=tmp_path / "tiles.png")
+    qc = cv2.imread(str(tmp_path / "tiles.png"))
+    drawn = np.argwhere((qc != 255).any(axis=2))
+    assert drawn.size and drawn.min(axis=0).tolist() == [0, 0]
+    assert drawn.max(axis=0).tolist() == [56, 56]  # 448 level-0 px at 1/8 scale
+
+
 def test_no_tissue_tile_is_a_clear_error(tmp_path):
     slide = _slide(tmp_path, 0.5)
     geo = _square_geojson(tmp_path / "t.geojson", 0, 0, 50, 50)

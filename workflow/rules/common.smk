@@ -200,7 +200,7 @@ def report_inputs(wc):
         "samples": COHORTS[c]["samples"],
         "clinical": COHORTS[c]["clinical"],
         "features": feature_files(c),
-        "tissue_qc": [f"results/{c}/qc/{s}_tissue.png" for s in slide_ids(c)[:6]],
+        "tissue_qc": [f"results/{c}/qc/{s}_tiles.png" for s in slide_ids(c)[:6]],
     }
 
 
@@ -212,6 +212,7 @@ def all_targets():
     for c in COHORTS:
         for s in slide_ids(c):
             targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
+                        f"results/{c}/qc/{s}_tiles.png",
                         f"results/{c}/patches/{s}.h5"]
         targets += feature_files(c)
         targets += [f"results/{c}/rna/normalised.parquet",

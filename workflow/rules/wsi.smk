@@ -31,8 +31,15 @@ rule tile_slide:
     input:
         slide=slide_path,
         tissue="results/{cohort}/tissue/{slide}.geojson",
+        tissue_qc="results/{cohort}/qc/{slide}_tissue.png",
     output:
-        "results/{cohort}/patches/{slide}.h5",
+        patches="results/{cohort}/patches/{slide}.h5",
+        qc=report(
+            "results/{cohort}/qc/{slide}_tiles.png",
+            caption="../report/tiles_qc.rst",
+            category="Slide QC",
+            subcategory="{cohort}",
+        ),
     params:
         tiling=config["wsi"]["tiling"],
         mpp=slide_mpp,

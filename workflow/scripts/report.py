@@ -13,5 +13,5 @@ with rule_context(snakemake.log[0], snakemake.threads):
         {Path(p).stem.removeprefix("km_"): p for p in inp.km}, inp.rna_qc, inp.rna_summary,
         inp.pathway_heatmap, inp.coverage,
         inp.samples, inp.clinical, inp.pathways, list(inp.features),
-        {Path(p).name.removesuffix("_tissue.png"): p for p in inp.tissue_qc},
+        {Path(p).name.removesuffix("_tiles.png"): p for p in inp.tissue_qc},
         snakemake.params.wsi_only, snakemake.output[0])

@@ -8,6 +8,7 @@ from histodistill.wsi.tiling import TilingParams, tile_slide
 # must not re-run the slides that succeeded (their outputs do not depend on it).
 with rule_context(snakemake.log[0], snakemake.threads):
     tile_slide(snakemake.input.slide, snakemake.wildcards.slide, snakemake.input.tissue,
-               snakemake.output[0], TilingParams(**snakemake.params.tiling),
+               snakemake.output.patches, TilingParams(**snakemake.params.tiling),
                mpp_override=snakemake.params.mpp,
-               on_error=snakemake.config["wsi"]["on_slide_error"])
+               on_error=snakemake.config["wsi"]["on_slide_error"],
+               tissue_qc_png=snakemake.input.tissue_qc, out_qc_png=snakemake.output.qc)

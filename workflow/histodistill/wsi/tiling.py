@@ -97,11 +97,49 @@ def tile_coords(polygons_mask: np.ndarray, dims: tuple[int, int], size0: int,
 
 def tile_slide(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
                out_h5: str | Path, params: TilingParams, mpp_override: float | None = None,
-               on_error: OnError = "stop") -> int:
+               on_error: OnError = "stop", tissue_qc_png: str | Path | None = None,
+               out_qc_png: str | Path | None = None) -> int:
     """Write the tile coordinates of one slide; returns the number of tiles.
 
+    With ``tissue_qc_png`` and ``out_qc_png``, the tile grid is drawn over segmentation's QC
+    image (thumbnail + tissue outline) into ``out_qc_png``.
+
     A slide whose segmentation failed (under ``exclude``), or that fails here under
-    ``on_error="exclude"``, gets a zero-row h5 with ``status = "failed"`` and the reason."""
+    ``on_error="exclude"``, gets a zero-row h5 with ``status = "failed"`` and the reason (and
+    its QC card as the tile QC image)."""
+    n = _tile_or_exclude(slide_path, slide_id, tissue_geojson, out_h5, params, mpp_override,
+                         on_error)
+    if tissue_qc_png is not None and out_qc_png is not None:
+        draw_tile_grid(tissue_qc_png, out_h5, out_qc_png)
+    return n
+
+
+def draw_tile_grid(tissue_qc_png: str | Path, patches_h5: str | Path,
+                   out_png: str | Path) -> None:
+    """Tiles (orange squares) over the tissue QC image; a failed slide's card is copied."""
+    import cv2
+
+    qc = cv2.imread(str(tissue_qc_png), cv2.IMREAD_COLOR)
+    if qc is None:
+        raise InputError(f"cannot read the tissue QC image {tissue_qc_png}")
+    with h5py.File(patches_h5, "r") as f:
+        coords = f["coords"][:]
+        attrs = dict(f["coords"].attrs)
+    if len(coords):
+        width0, height0 = (int(v) for v in attrs["level0_dim"])
+        sx, sy = qc.shape[1] / width0, qc.shape[0] / height0
+        size = int(attrs["patch_size_level0"])
+        for x, y in coords:
+            cv2.rectangle(qc, (int(x * sx), int(y * sy)),
+                          (int((x + size) * sx), int((y + size) * sy)), (0, 140, 255), 1)
+    with atomic_path(out_png) as tmp:
+        if not cv2.imwrite(str(tmp), qc, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+            raise OSError(f"could not write {out_png}")
+
+
+def _tile_or_exclude(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
+                     out_h5: str | Path, params: TilingParams, mpp_override: float | None,
+                     on_error: OnError) -> int:
     _, props = read_geojson(tissue_geojson)
     if props.get("slide") not in (None, slide_id):
         raise InputError(f"{tissue_geojson} belongs to slide {props.get('slide')!r}, not "
