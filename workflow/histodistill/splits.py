@@ -63,9 +63,14 @@ def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: st
     return folds
 
 
+def read_fold_table(path: str | Path) -> pd.DataFrame:
+    """The long (fold, patient, role) table, patient IDs as strings."""
+    return pd.read_csv(path, sep="\t", dtype={"patient": str})
+
+
 def read_folds(path: str | Path, fold: int) -> dict[str, list[str]]:
     """Role -> patients of ``fold``."""
-    df = pd.read_csv(path, sep="\t", dtype={"patient": str})
+    df = read_fold_table(path)
     sub = df[df["fold"] == fold]
     if sub.empty:
         raise InputError(f"{path} has no fold {fold}")

@@ -29,14 +29,18 @@ CODE = {
     "demo": code_hash("demo", "wsi/write.py", "rna/gmt.py"),
     "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py",
                          "wsi/status.py"),
-    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py", "wsi/status.py"),
-    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py", "wsi/status.py"),
+    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py", "wsi/status.py",
+                      "wsi/segmentation.py"),
+    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py", "wsi/status.py",
+                          "wsi/segmentation.py"),
     "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
-    "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py"),
+    "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py",
+                          "splits.py"),
     "splits": code_hash("splits.py", "sheets.py"),
-    "train": code_hash("models", "training", "splits.py", "sheets.py"),
+    "train": code_hash("models", "training", "splits.py", "sheets.py", "rna/pathways.py",
+                       "wsi/status.py"),
     "evaluate": code_hash("evaluation"),
-    "report": code_hash("report", "sheets.py"),
+    "report": code_hash("report", "sheets.py", "rna/pathways.py"),
 }
 
 

@@ -31,7 +31,14 @@ from histodistill.features.registry import LoadedExtractor, build_extractor
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
 from histodistill.wsi.slide import rgba_to_rgb
-from histodistill.wsi.status import FAILED, OK, OnError, check_on_error, guarded, h5_status
+from histodistill.wsi.status import (
+    OK,
+    OnError,
+    check_on_error,
+    guarded,
+    h5_status,
+    upstream_failure,
+)
 from histodistill.wsi.tiling import TileGeometry, read_geometry, write_failed_h5
 
 log = logging.getLogger(__name__)
@@ -104,18 +111,13 @@ def _extract_or_exclude(job: SlideJob, ext: LoadedExtractor, device: torch.devic
 
     def failed(exc: SlideError) -> int:
         write_failed_h5(job.out_h5, job.slide_id, exc.reason,
-                        {"features": (0, ext.spec.dim), "coords": (0, 2)})
-        with h5py.File(job.out_h5, "r+") as f:
-            f.attrs.update({k: v for k, v in _extractor_attrs(job, ext, device, code_version)
-                            .items() if k != "slide_id"})
+                        {"features": (0, ext.spec.dim), "coords": (0, 2)},
+                        _extractor_attrs(job, ext, device, code_version))
         return 0
 
-    status, reason = h5_status(job.patches_h5)
-    if status == FAILED:
-        log.warning("%s: excluded before feature extraction (%s)", job.slide_id, reason)
-        return failed(SlideError(job.slide_id, job.slide_path, reason))
     return guarded(on_error, lambda: _extract_one(job, ext, device, batch_size, workers,
-                                                  code_version), failed)
+                                                  code_version), failed,
+                   upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5)))
 
 
 def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batch_size: int,

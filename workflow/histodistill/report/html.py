@@ -39,9 +39,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _rna_sentence(cfg: dict[str, Any]) -> str:
-    (cohort,) = cfg["cohorts"].values()
-    kind = "counts" if "demo" in cohort else cohort["rna"].get("kind", "auto")
+def _rna_sentence(kind: str) -> str:
+    """What normalise_rna did, by the kind it recorded in rna/summary.json."""
     return {
         "counts": "RNA-seq counts were normalised with pydeseq2 (median-of-ratios size factors, "
                   "blind parametric variance-stabilising transform).",
@@ -50,12 +49,10 @@ def _rna_sentence(cfg: dict[str, Any]) -> str:
         "log2": "Log-scale RNA-seq values were used as given.",
         "zscore": "Per-gene RNA-seq z-scores (standardised by the data provider) were used as "
                   "given.",
-        "auto": "RNA-seq raw counts (detected) were normalised with pydeseq2 (median-of-ratios "
-                "size factors, blind parametric variance-stabilising transform).",
     }[kind]
 
 
-def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
+def methods_text(cfg: dict[str, Any], extractor_note: str, rna_kind: str) -> list[str]:
     wsi, tiling = cfg["wsi"]["segmentation"], cfg["wsi"]["tiling"]
     train, splits = cfg["train"], cfg["splits"]
     return [
@@ -67,7 +64,7 @@ def methods_text(cfg: dict[str, Any], extractor_note: str) -> list[str]:
         f"{tiling['patch_px']} px ({tiling['patch_um'] / tiling['patch_px']:.3g} um/px), keeping "
         f"patches with tissue fraction >= {tiling['min_tissue_fraction']}.",
         f"Patch features: {extractor_note}",
-        f"{_rna_sentence(cfg)} Expression was scored with gseapy {cfg['rna']['score_method']} "
+        f"{_rna_sentence(rna_kind)} Expression was scored with gseapy {cfg['rna']['score_method']} "
         f"(enrichment score, rank sample normalisation) on the '{cfg['rna']['geneset']}' gene "
         "sets; pathway scores were standardised with means and SDs of each fold's training "
         "patients.",
@@ -93,6 +90,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
     rna_patients = set(load_scores(pathways_parquet).index)
     coverage = pd.read_csv(coverage_tsv, sep="\t")
     metrics = pd.read_csv(metrics_tsv, sep="\t")
+    rna = json.loads(Path(rna_summary_json).read_text(encoding="utf-8"))
 
     tiles, random_slides, extractors, failed = {}, [], set(), {}
     for path in feature_h5s:
@@ -141,7 +139,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         cindex_png=data_uri(cindex_png),
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
         rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),
-        rna=json.loads(Path(rna_summary_json).read_text(encoding="utf-8")),
+        rna=rna,
         genesets_used=int(coverage["used"].sum()), genesets_total=len(coverage),
         genesets_dropped=[f"{r.gene_set} ({r.n_found}/{r.n_genes} genes)"
                           for r in coverage.loc[~coverage["used"]].itertuples()],
@@ -149,7 +147,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                  "status": "failed: " + failed[s] if s in failed else "ok"}
                 for s in sorted(slides)],
         tissue_qc={s: data_uri(p) for s, p in tissue_qc_pngs.items()},
-        methods=methods_text(cfg, ext_note),
+        methods=methods_text(cfg, ext_note, rna["kind"]),
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),
     )
     write_text(out_html, html)

@@ -145,7 +145,8 @@ def normalise(source: RnaSource, clinical_path: str | Path, out_parquet: str | P
     matrix.columns.name = "gene"
     log.info("%s: %d patients x %d genes (%s)", source.path, *matrix.shape, expr.kind)
     samples = sample_table(values, expr.kind, size_factors)
-    without = [p for p in patients if p not in set(values.index)]
+    present = set(values.index)
+    without = [p for p in patients if p not in present]
     write_parquet(out_parquet, matrix)
     write_tsv(out_samples, samples)
     write_json(out_summary, {

@@ -27,6 +27,7 @@ from histodistill.errors import InputError
 from histodistill.io import write_parquet, write_tsv
 from histodistill.rna.gmt import read_gene_sets
 from histodistill.sheets import read_clinical
+from histodistill.splits import read_fold_table
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +130,13 @@ def score_pathways(normalised_parquet: str | Path, gene_sets_path: str | Path,
     if coverage["used"].sum() == 0:
         raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
                          f"{normalised_parquet}; are the gene IDs HGNC symbols like the sets'?")
-    used = {k: v for k, v in gene_sets.items() if k in set(coverage.loc[coverage["used"],
-                                                                         "gene_set"])}
+    kept = set(coverage.loc[coverage["used"], "gene_set"])
+    used = {k: v for k, v in gene_sets.items() if k in kept}
     if method == "gsva":
         if folds_tsv is None:
             raise InputError("GSVA is fitted per fold and needs the fold table")
-        folds = pd.read_csv(folds_tsv, sep="\t")
-        scores = gsva_by_fold(expr, used, folds, min_size, max_size, threads, seed)
+        scores = gsva_by_fold(expr, used, read_fold_table(folds_tsv), min_size, max_size,
+                              threads, seed)
     else:
         scores = pathway_scores(expr, used, method, min_size, max_size, threads, seed)
         scores.index.name = "patient"

@@ -40,9 +40,15 @@ def check_on_error(value: str) -> OnError:
     return value  # type: ignore[return-value]
 
 
-def guarded(on_error: OnError, work: Callable[[], T], on_failure: Callable[[SlideError], T]
-            ) -> T:
-    """Run ``work``; under ``exclude`` a SlideError becomes ``on_failure(error)``."""
+def guarded(on_error: OnError, work: Callable[[], T], on_failure: Callable[[SlideError], T],
+            upstream: SlideError | None = None) -> T:
+    """Run ``work``; under ``exclude`` a SlideError becomes ``on_failure(error)``.
+
+    ``upstream``: the slide already failed in an earlier step (its input says so); then
+    ``work`` is skipped and the failure is passed on, whatever ``on_error`` is now."""
+    if upstream is not None:
+        log.warning("%s - excluded in an earlier step", upstream)
+        return on_failure(upstream)
     try:
         return work()
     except SlideError as exc:
@@ -71,6 +77,12 @@ def h5_status(path: str | Path) -> tuple[str, str]:
 
     with h5py.File(path, "r") as f:
         return str(f.attrs.get("status", OK)), str(f.attrs.get("reason", ""))
+
+
+def upstream_failure(slide_id: str, path: object, status: object, reason: object
+                     ) -> SlideError | None:
+    """The SlideError an earlier step recorded (``status == "failed"``), else None."""
+    return SlideError(slide_id, path, str(reason)) if status == FAILED else None
 
 
 def failed_attrs(slide_id: str, reason: str) -> dict[str, Any]:

@@ -26,9 +26,17 @@ import numpy as np
 from histodistill.errors import InputError, SlideError
 from histodistill.io import atomic_path
 from histodistill.units import Level0Px, Microns
-from histodistill.wsi.geojson import rasterize, read_geojson
+from histodistill.wsi.geojson import Polygon, rasterize, read_geojson
+from histodistill.wsi.segmentation import write_png
 from histodistill.wsi.slide import SlideInfo, open_slide
-from histodistill.wsi.status import FAILED, OK, OnError, check_on_error, failed_attrs, guarded
+from histodistill.wsi.status import (
+    OK,
+    OnError,
+    check_on_error,
+    failed_attrs,
+    guarded,
+    upstream_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +140,13 @@ def draw_tile_grid(tissue_qc_png: str | Path, patches_h5: str | Path,
         for x, y in coords:
             cv2.rectangle(qc, (int(x * sx), int(y * sy)),
                           (int((x + size) * sx), int((y + size) * sy)), (0, 140, 255), 1)
-    with atomic_path(out_png) as tmp:
-        if not cv2.imwrite(str(tmp), qc, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
-            raise OSError(f"could not write {out_png}")
+    write_png(out_png, cv2.cvtColor(qc, cv2.COLOR_BGR2RGB))
 
 
 def _tile_or_exclude(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
                      out_h5: str | Path, params: TilingParams, mpp_override: float | None,
                      on_error: OnError) -> int:
-    _, props = read_geojson(tissue_geojson)
+    polygons, props = read_geojson(tissue_geojson)
     if props.get("slide") not in (None, slide_id):
         raise InputError(f"{tissue_geojson} belongs to slide {props.get('slide')!r}, not "
                          f"{slide_id!r}")
@@ -149,18 +155,15 @@ def _tile_or_exclude(slide_path: str | Path, slide_id: str, tissue_geojson: str 
         write_failed_h5(out_h5, slide_id, exc.reason)
         return 0
 
-    if props.get("status") == FAILED:
-        log.warning("%s: excluded at segmentation (%s)", slide_id, props.get("reason"))
-        return failed(SlideError(slide_id, slide_path, str(props.get("reason"))))
     return guarded(check_on_error(on_error), lambda: _tile(
-        slide_path, slide_id, tissue_geojson, out_h5, params, mpp_override), failed)
+        slide_path, slide_id, polygons, out_h5, params, mpp_override), failed,
+        upstream_failure(slide_id, slide_path, props.get("status"), props.get("reason")))
 
 
-def _tile(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
+def _tile(slide_path: str | Path, slide_id: str, polygons: list[Polygon],
           out_h5: str | Path, params: TilingParams, mpp_override: float | None) -> int:
     slide, info = open_slide(slide_path, slide_id, mpp_override)
     slide.close()
-    polygons, _ = read_geojson(tissue_geojson)
     geom = TileGeometry.for_slide(info, params)
     scale = geom.patch_size_level0 / MASK_PX_PER_TILE
     shape = (int(np.ceil(info.dimensions[1] / scale)), int(np.ceil(info.dimensions[0] / scale)))
@@ -178,13 +181,14 @@ def _tile(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path,
 
 
 def write_failed_h5(path: str | Path, slide_id: str, reason: str,
-                    datasets: dict[str, tuple[int, ...]] | None = None) -> None:
+                    datasets: dict[str, tuple[int, ...]] | None = None,
+                    attrs: dict[str, Any] | None = None) -> None:
     """A zero-row patches (or features) file that says the slide failed, and why."""
     shapes = {"coords": (0, 2), "tissue_fraction": (0,)} if datasets is None else datasets
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for name, shape in shapes.items():
             f.create_dataset(name, shape=shape, dtype="int64" if name == "coords" else "float32")
-        f.attrs.update(failed_attrs(slide_id, reason))
+        f.attrs.update({**(attrs or {}), **failed_attrs(slide_id, reason)})
 
 
 def coords_attrs(info: SlideInfo, geom: TileGeometry) -> dict[str, Any]:
