@@ -99,3 +99,46 @@ def test_cindex_reproduces_mcat_published_per_fold_values():
             assert ours == pytest.approx(theirs, abs=1e-12), (run, cohort, fold)
             checked += 1
     assert checked == 275
+
+
+def test_binary_metrics_threshold_comes_from_training_rows(tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from histodistill.evaluation.evaluate import youden_threshold
+    from histodistill.training.task import Task
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for fold in range(2):
+        for role, n in (("train", 40), ("test", 30)):
+            y = rng.integers(0, 2, n)
+            p = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, n), 0, 1)
+            rows.append(pd.DataFrame({"fold": fold, "model": "m", "role": role, "label": y,
+                                      "risk": p, "time": 1.0, "event": 0,
+                                      "patient": [f"{role}{fold}-{i}" for i in range(n)]}))
+    preds = pd.concat(rows)
+    files = []
+    for fold, part in preds.groupby("fold"):
+        files.append(tmp_path / f"f{fold}.tsv")
+        part.to_csv(files[-1], sep="\t", index=False)
+    metrics = evaluate_cohort({"m": files}, tmp_path / "m.tsv", tmp_path / "auc.png",
+                              {"m": tmp_path / "roc_m.png"}, n_boot=100, seed=0,
+                              task=Task("binary", "node")).set_index("metric")
+    test = preds[preds["role"] == "test"]
+    assert metrics.loc["auc", "value"] == pytest.approx(roc_auc_score(test["label"], test["risk"]))
+    assert metrics.loc["average_precision", "value"] == pytest.approx(
+        average_precision_score(test["label"], test["risk"]))
+    assert metrics.loc["auc", "ci_low"] < metrics.loc["auc", "value"] < metrics.loc["auc",
+                                                                                    "ci_high"]
+    from sklearn.metrics import balanced_accuracy_score
+
+    called = []
+    for fold in range(2):
+        train = preds[(preds["fold"] == fold) & (preds["role"] == "train")]
+        cut = youden_threshold(train["label"].to_numpy(), train["risk"].to_numpy())
+        called.append(test[test["fold"] == fold]["risk"] >= cut)
+    expected = balanced_accuracy_score(test["label"], pd.concat(called).astype(int))
+    assert metrics.loc["balanced_accuracy", "value"] == pytest.approx(expected)
+    assert expected > 0.6
+    assert metrics.loc["auc", "n_events"] == int(test["label"].sum())
+    assert (tmp_path / "roc_m.png").stat().st_size > 0

@@ -44,8 +44,27 @@ def test_same_seed_same_split_regardless_of_sheet_order():
 
 def test_too_few_events_is_a_clear_error():
     ev = pd.Series([1, 1, 0, 0, 0, 0, 0, 0], index=list("ABCDEFGH"))
-    with pytest.raises(InputError, match="2 events cannot be split into 5"):
+    with pytest.raises(InputError, match=r"2 events \(or positives\) cannot be split into 5"):
         assign_folds(ev, 5, 0.2, seed=0)
+
+
+def test_binary_task_stratifies_by_the_endpoint_and_leaves_out_unknowns(tmp_path, caplog):
+    from histodistill.splits import make_splits
+    from histodistill.training.task import Task
+
+    ids = [f"p{i:02d}" for i in range(24)]
+    label = ["1" if i % 3 == 0 else "0" for i in range(24)]
+    label[5] = ""  # unknown endpoint
+    (tmp_path / "c.tsv").write_text("patient\ttime\tevent\tnode\n" + "".join(
+        f"{p}\t{10 + i}\t{i % 2}\t{label[i]}\n" for i, p in enumerate(ids)))
+    (tmp_path / "s.tsv").write_text("patient\tslide\tpath\n" + "".join(
+        f"{p}\t{p}-s1\tx.svs\n" for p in ids))
+    folds = make_splits(tmp_path / "c.tsv", tmp_path / "s.tsv", tmp_path / "f.tsv", 4, 0.25, 0,
+                        Task("binary", "node"))
+    assert "p05" not in set(folds["patient"]) and "p05" in caplog.text
+    test = folds[folds["role"] == "test"]
+    positives = test.assign(y=test["patient"].map(dict(zip(ids, label, strict=True))))
+    assert positives.groupby("fold")["y"].apply(lambda y: (y == "1").sum()).tolist() == [2] * 4
 
 
 def test_make_splits_uses_patients_with_slides(tiny_cohort, tmp_path):

@@ -70,3 +70,33 @@ def test_gsva_scores_after_the_folds_exist(tmp_path):
                      "-R", "score_pathways", check=False)
     assert "results/a/splits/folds.tsv" in proc.stdout.split("rule score_pathways:")[1].split(
         "rule ")[0]
+
+
+def test_binary_task_is_checked_at_parse_time_and_plans_roc_curves(tmp_path):
+    config = _real_rna_cohort(tmp_path, {"path": str(tmp_path / "tpm.tsv"), "kind": "tpm"})
+    (tmp_path / "tpm.tsv").write_text("gene\tP1\nG1\t1\n")
+    config["task"] = {"type": "binary", "endpoint": "node"}
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "task.endpoint 'node' is not a column" in out
+    assert "clinical.tsv" in out
+    config["task"] = {"type": "binary"}
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    assert proc.returncode != 0 and "needs task.endpoint" in proc.stdout + proc.stderr
+    config = tiny_config(a=tiny_demo(4))
+    config["task"] = {"type": "binary", "endpoint": "metastasis"}
+    config["privileged"] = {"source": "both", "covariates": ["age", "grade"]}
+    jobs = planned_jobs(tmp_path, config)
+    assert ("evaluate", (("cohort", "a"),)) in jobs
+    proc = snakemake(tmp_path, config, "--dry-run", "--printshellcmds", check=False)
+    assert "plots/roc_wsi_abmil.png" in proc.stdout and "km_" not in proc.stdout
+
+
+def test_privileged_covariates_must_be_numeric_columns(tmp_path):
+    config = _real_rna_cohort(tmp_path, {"path": str(tmp_path / "tpm.tsv"), "kind": "tpm"})
+    (tmp_path / "tpm.tsv").write_text("gene\tP1\nG1\t1\n")
+    (tmp_path / "clinical.tsv").write_text("patient\ttime\tevent\tgrade\nP1\t3\t1\thigh\n")
+    config["privileged"] = {"source": "clinical", "covariates": ["grade"]}
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "covariate grade = 'high' is not a number" in out

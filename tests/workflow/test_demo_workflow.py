@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
+from histodistill.models.catalog import CATALOG
 from workflow_helpers import planned_jobs, snakemake, tiny_config, tiny_demo
 
 pytestmark = pytest.mark.slow
 
-MODELS_WITH_WSI = ("wsi_abmil", "teacher_fusion", "student_kd")
+MODELS_WITH_WSI = tuple(m for m, info in CATALOG.items() if info.needs_wsi)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_reports_and_metrics_for_every_cohort(run):
         metrics = pd.read_csv(workdir / "results" / cohort / "metrics.tsv", sep="\t")
         assert list(metrics.columns) == ["model", "task", "metric", "value", "ci_low",
                                          "ci_high", "n_patients", "n_events"]
-        assert set(metrics["model"]) == {"rna_snn", "wsi_abmil", "teacher_fusion", "student_kd"}
+        assert set(metrics["model"]) == set(CATALOG)  # every model (the default config)
         assert metrics["value"].notna().all()
         logs = list((workdir / "results" / cohort / "logs").rglob("*.log"))
         assert len(logs) > 20

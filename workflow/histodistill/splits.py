@@ -1,4 +1,7 @@
-"""Patient-level, seeded, event-stratified k-fold splits with an inner validation split.
+"""Patient-level, seeded, stratified k-fold splits with an inner validation split.
+
+Survival tasks stratify by the event indicator, binary tasks by the endpoint; patients whose
+binary endpoint is unknown are left out of every fold (logged with their IDs).
 
 ``splits/folds.tsv`` is long: one row per (fold, patient) with ``role`` in
 {train, val, test}. For fold k, ``test`` is the k-th outer fold (out-of-fold predictions are
@@ -17,20 +20,22 @@ import pandas as pd
 from histodistill.errors import InputError
 from histodistill.io import write_tsv
 from histodistill.sheets import patient_slides, read_clinical, read_samples
+from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
 
 
 def assign_folds(patients: pd.Series, n_folds: int, val_fraction: float, seed: int
                  ) -> pd.DataFrame:
-    """``patients``: event indicator indexed by patient ID -> long (fold, patient, role)."""
+    """``patients``: 0/1 stratum (event or binary label) indexed by patient ID -> long
+    (fold, patient, role)."""
     from sklearn.model_selection import StratifiedKFold, train_test_split  # slow to import
 
-    patients = patients.sort_index()  # independent of sheet order
+    patients = patients.sort_index().astype(int)  # independent of sheet order
     n_events = int(patients.sum())
     if min(n_events, len(patients) - n_events) < n_folds:
-        raise InputError(f"{len(patients)} patients with {n_events} events cannot be split into "
-                         f"{n_folds} event-stratified folds; lower splits.n_folds")
+        raise InputError(f"{len(patients)} patients with {n_events} events (or positives) cannot "
+                         f"be split into {n_folds} stratified folds; lower splits.n_folds")
     outer = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     ids = patients.index.to_numpy()
     y = patients.to_numpy()
@@ -48,8 +53,10 @@ def assign_folds(patients: pd.Series, n_folds: int, val_fraction: float, seed: i
 
 
 def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: str | Path,
-                n_folds: int, val_fraction: float, seed: int) -> pd.DataFrame:
-    """Split the patients that have at least one slide (every model needs histology)."""
+                n_folds: int, val_fraction: float, seed: int, task: Task | None = None
+                ) -> pd.DataFrame:
+    """Split the patients that have at least one slide (every model needs histology) and,
+    for a binary task, a known endpoint."""
     clinical = read_clinical(clinical_path)
     slides = read_samples(samples_path, clinical.index.tolist(), check_files=False)
     with_slides = sorted(patient_slides(slides))
@@ -57,7 +64,12 @@ def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: st
     if no_slide:
         log.warning("%d patients have no slide and are not in any fold: %s", len(no_slide),
                     ", ".join(no_slide[:10]))
-    folds = assign_folds(clinical.loc[with_slides, "event"], n_folds, val_fraction, seed)
+    strata = (task or Task()).labels(clinical, clinical_path).loc[with_slides]
+    unknown = strata.index[strata.isna()].tolist()
+    if unknown:
+        log.warning("%d patients have no %s value and are not in any fold: %s", len(unknown),
+                    (task or Task()).name, ", ".join(unknown[:10]))
+    folds = assign_folds(strata.dropna(), n_folds, val_fraction, seed)
     write_tsv(out_tsv, folds)
     log.info("%d patients in %d folds (seed %d)", len(with_slides), n_folds, seed)
     return folds

@@ -16,12 +16,20 @@ from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
 from histodistill.provenance import code_hash  # noqa: E402
 from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
+from histodistill.training.privileged import Privileged  # noqa: E402
+from histodistill.training.task import Task  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 EXTRACTOR = config["features"]["extractor"]
 GENESET = config["rna"]["geneset"]
 MODELS = with_teachers(config["models"])
+try:
+    TASK = Task.from_config(config["task"])
+    PRIVILEGED = Privileged.from_config(config["privileged"])
+except HistodistillError as err:
+    raise WorkflowError(str(err)) from None
+CURVE = "km" if TASK.type == "survival" else "roc"  # per-model plot: Kaplan-Meier or ROC
 FOLDS = list(range(config["splits"]["n_folds"]))
 
 # Hash of the package code each step runs: editing a step's code re-runs its outputs.
@@ -36,10 +44,10 @@ CODE = {
     "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
     "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py",
                           "splits.py"),
-    "splits": code_hash("splits.py", "sheets.py"),
+    "splits": code_hash("splits.py", "sheets.py", "training/task.py"),
     "train": code_hash("models", "training", "splits.py", "sheets.py", "rna/pathways.py",
                        "wsi/status.py"),
-    "evaluate": code_hash("evaluation"),
+    "evaluate": code_hash("evaluation", "training/task.py"),
     "report": code_hash("report", "sheets.py", "rna/pathways.py"),
 }
 
@@ -79,6 +87,9 @@ def _real_cohort(name, cfg):
             _fail(f"cohort {name!r}: rna.{key} file {getattr(rna, key)} does not exist")
     clinical = read_clinical(cfg["clinical"])
     validate(clinical.reset_index(), schema="../schemas/clinical.schema.yaml")
+    TASK.labels(clinical, cfg["clinical"])
+    if PRIVILEGED.source != "rna":
+        PRIVILEGED.table(clinical.iloc[:0, :0], clinical, cfg["clinical"])
     slides = read_samples(cfg["samples"], list(clinical.index))
     return {
         "demo": None,
@@ -195,7 +206,7 @@ def report_inputs(wc):
     return {
         "metrics": f"results/{c}/metrics.tsv",
         "cindex": f"results/{c}/plots/cindex.png",
-        "km": [f"results/{c}/plots/km_{m}.png" for m in MODELS],
+        "km": [f"results/{c}/plots/{CURVE}_{m}.png" for m in MODELS],
         "rna_qc": f"results/{c}/rna/qc.png",
         "rna_summary": f"results/{c}/rna/summary.json",
         "pathway_heatmap": f"results/{c}/rna/pathways_{GENESET}_heatmap.png",

@@ -15,15 +15,16 @@ rule evaluate:
             subcategory="{cohort}",
         ),
         km=report(
-            expand("results/{{cohort}}/plots/km_{model}.png", model=MODELS),
+            expand("results/{{cohort}}/plots/{kind}_{model}.png", kind=CURVE, model=MODELS),
             caption="../report/km.rst",
-            category="Kaplan-Meier",
+            category="Kaplan-Meier" if CURVE == "km" else "ROC",
             subcategory="{cohort}",
         ),
     params:
         predictions=lambda wc: predictions(wc.cohort),
         models=MODELS,
         evaluate=config["evaluate"],
+        task=config["task"],
         code=CODE["evaluate"],
     benchmark:
         "results/{cohort}/benchmarks/evaluate.tsv"

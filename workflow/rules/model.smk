@@ -6,6 +6,7 @@ rule make_splits:
         "results/{cohort}/splits/folds.tsv",
     params:
         splits=config["splits"],
+        task=config["task"],
         code=CODE["splits"],
     benchmark:
         "results/{cohort}/benchmarks/make_splits.tsv"
@@ -31,6 +32,8 @@ rule train:
         history="results/{cohort}/models/{model}/fold{fold}/history.tsv",
     params:
         train=config["train"],
+        task=config["task"],
+        privileged=config["privileged"],
         code=CODE["train"],
     benchmark:
         "results/{cohort}/benchmarks/train/{model}_fold{fold}.tsv"
@@ -38,7 +41,7 @@ rule train:
         "results/{cohort}/logs/train/{model}_fold{fold}.log",
     threads: 1
     resources:
-        mem_mb=scaled_mem(4000),
+        mem_mb=scaled_mem(2000 + int(config["train"]["cache_mb"])),
         runtime=120,
         gpu=0,
     conda:

@@ -10,7 +10,7 @@ inp = snakemake.input
 with rule_context(snakemake.log[0], snakemake.threads):
     build_report(
         snakemake.wildcards.cohort, snakemake.params.config, inp.metrics, inp.cindex,
-        {Path(p).stem.removeprefix("km_"): p for p in inp.km}, inp.rna_qc, inp.rna_summary,
+        {Path(p).stem.split("_", 1)[1]: p for p in inp.km}, inp.rna_qc, inp.rna_summary,
         inp.pathway_heatmap, inp.coverage,
         inp.samples, inp.clinical, inp.pathways, list(inp.features),
         {Path(p).name.removesuffix("_tiles.png"): p for p in inp.tissue_qc},

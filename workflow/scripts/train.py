@@ -6,6 +6,8 @@ import _bootstrap  # noqa: F401
 from histodistill.runtime import rule_context
 from histodistill.training.fold import train_fold
 from histodistill.training.loop import TrainParams
+from histodistill.training.privileged import Privileged
+from histodistill.training.task import Task
 
 params = TrainParams.from_config(snakemake.params.train)
 with rule_context(snakemake.log[0], snakemake.threads, seed=params.seed):
@@ -15,4 +17,6 @@ with rule_context(snakemake.log[0], snakemake.threads, seed=params.seed):
                list(snakemake.input.get("features", [])), snakemake.input.pathways,
                Path(snakemake.output.model).parent, params,
                teacher_dir=Path(teacher[0]).parent if teacher else None,
-               code_version=snakemake.params.code)
+               code_version=snakemake.params.code,
+               task=Task.from_config(snakemake.params.task),
+               privileged=Privileged.from_config(snakemake.params.privileged))

@@ -4,7 +4,8 @@ Layout under ``out_dir``::
 
     slides/{slide}.tiff     pyramidal JPEG TIFFs (OpenSlide generic-tiff), mpp in the tags
     samples.tsv             slide sheet: patient, slide, path (relative to this folder)
-    clinical.tsv            patient sheet: patient, time (months), event, metastasis
+    clinical.tsv            patient sheet: patient, time (months), event, metastasis, age,
+                            grade
     rna_counts.tsv          raw counts, genes x samples (first column: gene)
     ground_truth.tsv        per patient: every programme's z, linear predictor, probabilities
     ground_truth.json       the spec: programmes, their pathways, morphologies and effects
@@ -76,7 +77,8 @@ def write_demo_tables(out_dir: str | Path, spec: DemoSpec, gmt_path: str | Path)
     z = latent_programmes(spec, plan)
     rng = np.random.default_rng([spec.seed, 3])
     outcomes = simulate_outcomes(z, spec.programmes, spec.median_survival_months,
-                                 spec.max_follow_up_months, rng)
+                                 spec.max_follow_up_months, rng,
+                                 np.random.default_rng([spec.seed, 5]))
     genes = choose_genes(gene_sets, [p.pathway for p in spec.programmes], spec.n_genes, rng)
     counts = simulate_counts(genes, {p.name: gene_sets[p.pathway] for p in spec.programmes}, z,
                              rng)
@@ -85,7 +87,8 @@ def write_demo_tables(out_dir: str | Path, spec: DemoSpec, gmt_path: str | Path)
     write_tsv(out / "samples.tsv", pd.DataFrame(
         [{"patient": p, "slide": s, "path": f"{SLIDES_DIR}/{s}.tiff"}
          for s, p in plan.slides.items()]))
-    write_tsv(out / "clinical.tsv", outcomes[["time", "event", "metastasis"]].reset_index())
+    sheet = outcomes[["time", "event", "metastasis", "age", "grade"]]
+    write_tsv(out / "clinical.tsv", sheet.reset_index())
     write_tsv(out / "rna_counts.tsv", counts, index=True)
     truth = z.add_prefix("z_").join(outcomes[["linear_predictor", "metastasis_probability"]])
     truth["has_rna"] = [p not in plan.rna_missing for p in truth.index]

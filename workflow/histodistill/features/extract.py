@@ -26,6 +26,7 @@ import openslide
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from histodistill.device import resolve_device
 from histodistill.errors import HistodistillError, InputError, SlideError
 from histodistill.features.registry import LoadedExtractor, build_extractor
 from histodistill.io import atomic_path
@@ -79,16 +80,6 @@ class TileDataset(Dataset[torch.Tensor]):
             interp = cv2.INTER_AREA if g.patch_size_at_level > g.patch_px else cv2.INTER_LINEAR
             rgb = cv2.resize(rgb, (g.patch_px, g.patch_px), interpolation=interp)
         return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-
-
-def resolve_device(requested: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise HistodistillError("features.device is 'cuda' but no CUDA GPU is visible to this "
-                                "job; use device: auto (falls back to CPU) or request a GPU")
-    return torch.device(requested)
 
 
 def _extractor_attrs(job: SlideJob, ext: LoadedExtractor, device: torch.device,

@@ -6,54 +6,13 @@ WSI at inference; the RNA (pathway scores) reaches them only through training lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from histodistill.models.catalog import CATALOG, ModelInfo
+from histodistill.models.base import Inputs, ModelDims, Outputs, RiskModel, TaskLoss
+from histodistill.models.catalog import CATALOG
 from histodistill.models.layers import ABMIL, SNN
 from histodistill.models.survival import binary_kl
-
-
-@dataclass
-class Inputs:
-    features: torch.Tensor | None  # (N, D) patch features of all the patient's slides
-    pathways: torch.Tensor | None  # (K,) standardised pathway scores, None without RNA
-
-
-@dataclass
-class Outputs:
-    logits: torch.Tensor  # (n_out,)
-    embedding: torch.Tensor
-    attention: torch.Tensor | None = None  # (N,)
-
-
-@dataclass(frozen=True)
-class ModelDims:
-    feature_dim: int
-    n_pathways: int
-    n_out: int
-    hidden: int = 128
-    dropout: float = 0.25
-
-
-class RiskModel(nn.Module):
-    """Base class. ``info`` (from models/catalog.py) says what a model needs."""
-
-    info: ModelInfo
-
-    @property
-    def needs_rna(self) -> bool:
-        return self.info.needs_rna
-
-    def forward(self, inputs: Inputs) -> Outputs:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def extra_losses(self, out: Outputs, teacher_out: Outputs | None
-                     ) -> dict[str, torch.Tensor]:
-        """Losses beyond the task loss (distillation terms); none by default."""
-        return {}
 
 
 class RnaSNN(RiskModel):
@@ -117,14 +76,14 @@ class StudentKD(WsiABMIL):
 
     info = CATALOG["student_kd"]
 
-    def __init__(self, dims: ModelDims, kd_temperature: float = 2.0):
+    def __init__(self, dims: ModelDims, kd_temperature: float = 2.0, kd_weight: float = 1.0):
         super().__init__(dims)
-        self.kd_temperature = kd_temperature
+        self.kd_temperature, self.kd_weight = kd_temperature, kd_weight
 
-    def extra_losses(self, out: Outputs, teacher_out: Outputs | None
+    def extra_losses(self, out: Outputs, teacher_out: Outputs | None, task_loss: TaskLoss
                      ) -> dict[str, torch.Tensor]:
         if teacher_out is None:
             return {}
         kd = binary_kl(out.logits.unsqueeze(0), teacher_out.logits.detach().unsqueeze(0),
                        self.kd_temperature)
-        return {"kd": kd}
+        return {"kd": self.kd_weight * kd}

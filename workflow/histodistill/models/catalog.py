@@ -10,6 +10,12 @@ class ModelInfo:
     needs_wsi: bool  # reads patch features at inference
     needs_rna: bool  # reads pathway scores at inference (patients without RNA are skipped)
     teacher: str | None = None  # model distilled from (same fold)
+    privileged: bool = False  # receives the privileged vector while training (not inference)
+
+    @property
+    def uses_rna(self) -> bool:
+        """Reads the privileged vector at all (inference, training or through a teacher)."""
+        return self.needs_rna or self.privileged or self.teacher is not None
 
     @property
     def histology_only(self) -> bool:
@@ -21,6 +27,10 @@ CATALOG: dict[str, ModelInfo] = {
     "wsi_abmil": ModelInfo(needs_wsi=True, needs_rna=False),
     "teacher_fusion": ModelInfo(needs_wsi=True, needs_rna=True),
     "student_kd": ModelInfo(needs_wsi=True, needs_rna=False, teacher="teacher_fusion"),
+    "ghanet": ModelInfo(needs_wsi=True, needs_rna=False, privileged=True),
+    "mope_teacher": ModelInfo(needs_wsi=True, needs_rna=True),
+    "mope": ModelInfo(needs_wsi=True, needs_rna=False, teacher="mope_teacher"),
+    "bidistill": ModelInfo(needs_wsi=True, needs_rna=False, privileged=True),
 }
 
 

@@ -48,10 +48,39 @@ class ABMIL(nn.Module):
 
     def __init__(self, d_in: int, hidden: int, dropout: float = 0.25):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.fc = patch_encoder(d_in, hidden, dropout)
         self.attention = GatedAttention(hidden, max(8, hidden // 2), dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.fc(x)
         a = self.attention(h)
         return a @ h, a
+
+
+class QueryReader(nn.Module):
+    """Q queries read a bag by multi-head cross-attention: (Q, d) x (N, d) -> (Q, d) states
+    and (Q, N) attention maps (averaged over heads), one map per query."""
+
+    def __init__(self, d: int, n_heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        heads = next(h for h in (n_heads, 4, 2, 1) if d % h == 0)
+        self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, queries: torch.Tensor, h: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        read, maps = self.attn(queries.unsqueeze(0), h.unsqueeze(0), h.unsqueeze(0),
+                               need_weights=True, average_attn_weights=True)
+        return self.norm(read.squeeze(0) + queries), maps.squeeze(0)
+
+
+def patch_encoder(d_in: int, hidden: int, dropout: float) -> nn.Module:
+    """The per-patch projection every MIL model starts with."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout))
+
+
+def cosine_mse(pred: torch.Tensor, target: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """G-HANet's reconstruction error per row: MSE + (1 - cos)^gamma, averaged over rows."""
+    mse = ((pred - target) ** 2).mean(dim=-1)
+    cos = torch.nn.functional.cosine_similarity(pred, target, dim=-1)
+    return (mse + (1.0 - cos).clamp_min(0.0) ** gamma).mean()

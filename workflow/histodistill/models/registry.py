@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from histodistill.errors import HistodistillError
-from histodistill.models.baselines import (
-    ModelDims,
-    RiskModel,
-    RnaSNN,
-    StudentKD,
-    TeacherFusion,
-    WsiABMIL,
-)
+from histodistill.models.base import ModelDims, RiskModel
+from histodistill.models.baselines import RnaSNN, StudentKD, TeacherFusion, WsiABMIL
+from histodistill.models.bidistill import BiDistill
+from histodistill.models.ghanet import GHANet
+from histodistill.models.mope import MoPE, MoPETeacher
 
 MODELS: dict[str, type[RiskModel]] = {
     "rna_snn": RnaSNN,
     "wsi_abmil": WsiABMIL,
     "teacher_fusion": TeacherFusion,
     "student_kd": StudentKD,
+    "ghanet": GHANet,
+    "mope_teacher": MoPETeacher,
+    "mope": MoPE,
+    "bidistill": BiDistill,
 }
 
 
@@ -30,9 +32,8 @@ def model_class(name: str) -> type[RiskModel]:
 
 
 def build_model(name: str, dims: ModelDims, **options: Any) -> RiskModel:
+    """``options``: training parameters and the model's saved structure; each model takes the
+    keyword arguments its constructor names and ignores the rest."""
     cls = model_class(name)
-    if cls is StudentKD:
-        return StudentKD(dims, kd_temperature=float(options.get("kd_temperature", 2.0)))
-    return cls(dims)
-
-
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "dims"}
+    return cls(dims, **{k: v for k, v in options.items() if k in accepted})

@@ -20,6 +20,7 @@ import yaml
 
 from histodistill import __version__
 from histodistill.io import write_text
+from histodistill.models.catalog import with_teachers
 from histodistill.provenance import versions
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
@@ -54,7 +55,6 @@ def _rna_sentence(kind: str) -> str:
 
 def methods_text(cfg: dict[str, Any], extractor_note: str, rna_kind: str) -> list[str]:
     wsi, tiling = cfg["wsi"]["segmentation"], cfg["wsi"]["tiling"]
-    train, splits = cfg["train"], cfg["splits"]
     return [
         f"Tissue was segmented on thumbnails at {wsi['thumbnail_mpp']} um/px (HSV saturation "
         f"threshold: Otsu bounded by glass saturation + {wsi['glass_margin']}, morphological "
@@ -68,13 +68,60 @@ def methods_text(cfg: dict[str, Any], extractor_note: str, rna_kind: str) -> lis
         f"(enrichment score, rank sample normalisation) on the '{cfg['rna']['geneset']}' gene "
         "sets; pathway scores were standardised with means and SDs of each fold's training "
         "patients.",
-        f"Patients were split into {splits['n_folds']} event-stratified folds (seed "
-        f"{splits['seed']}); within each training fold {splits['val_fraction']:.0%} of patients "
-        "formed an inner validation set for early stopping. Models were trained with the "
-        f"discrete-time survival likelihood ({train['n_bins']} intervals at quantiles of the "
-        f"training fold's event times, alpha = {train['alpha']}), AdamW (lr {train['lr']}), up "
-        f"to {train['epochs']} epochs, bags capped at {train['max_patches']} patches in "
-        "training. Distilled students see only histology at inference.",
+        *_training_sentences(cfg),
+    ]
+
+
+MODEL_SENTENCES = {
+    "rna_snn": "rna_snn: a self-normalising network on the privileged vector (RNA ceiling).",
+    "wsi_abmil": "wsi_abmil: gated-attention MIL on patch features, no RNA (the floor).",
+    "teacher_fusion": "teacher_fusion: ABMIL slide embedding concatenated with the SNN "
+                      "embedding of the privileged vector (late fusion).",
+    "student_kd": "student_kd: ABMIL trained with logit distillation from teacher_fusion "
+                  "(temperature {kd_temperature}, weight {kd_weight}).",
+    "ghanet": "ghanet: G-HANet - {n_groups} groups of the privileged vector (clustered on "
+              "training patients) each encoded by an SNN; learnable queries reconstruct them "
+              "from patches (MSE + cosine loss, weight {recon_weight}); morphology and "
+              "genome-informed (top-{top_k}) attention fused for the survival head.",
+    "mope_teacher": "mope_teacher: pathway tokens read the slide by cross-attention into "
+                    "pathway experts mixed by a gate (MoPE teacher).",
+    "mope": "mope: pathway-indexed pathology experts aligned to mope_teacher by KL of pathway "
+            "usage (weight {usage_weight}) and expert states weighted by each pathway's "
+            "cross-validated reconstructibility from histology (weight {expert_weight}).",
+    "bidistill": "bidistill: multimodal and WSI-only branches distilling both ways (logits and "
+                 "features, weight {feature_weight}), the privileged vector dropped with "
+                 "probability {missing_rate} in training; the WSI-only branch predicts.",
+}
+
+
+class _Defaulting(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "default"
+
+
+def _training_sentences(cfg: dict[str, Any]) -> list[str]:
+    train, splits = cfg["train"], cfg["splits"]
+    task = cfg.get("task") or {}
+    binary = task.get("type") == "binary"
+    priv = cfg.get("privileged") or {}
+    source = {"rna": "the pathway scores", "clinical": "the clinical covariates "
+              + ", ".join(priv.get("covariates", [])), "both": "the pathway scores and the "
+              "clinical covariates " + ", ".join(priv.get("covariates", []))}[
+                  priv.get("source", "rna")]
+    objective = (f"binary cross-entropy on '{task.get('endpoint')}'" if binary else
+                 f"the discrete-time survival likelihood ({train['n_bins']} intervals at "
+                 f"quantiles of the training fold's event times, alpha = {train['alpha']})")
+    values = _Defaulting(train)  # a key the config left out reads "default"
+    models = [MODEL_SENTENCES[m].format_map(values) for m in with_teachers(cfg["models"])]
+    return [
+        f"Patients were split into {splits['n_folds']} folds stratified by "
+        f"{'the endpoint' if binary else 'event'} (seed {splits['seed']}); within each "
+        f"training fold {splits['val_fraction']:.0%} of patients formed an inner validation "
+        f"set for early stopping. Models were trained with {objective}, AdamW (lr "
+        f"{train['lr']}), up to {train['epochs']} epochs, bags capped at "
+        f"{train['max_patches']} patches in training. The privileged modality was {source}; "
+        "distilled students see only histology at inference.",
+        *models,
     ]
 
 
@@ -126,7 +173,12 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         "tiles in total": sum(tiles.values()),
         "median observed time (months)": f"{clinical.loc[patients, 'time'].median():.1f}",
     }
+    task = cfg.get("task") or {}
+    if task.get("type") == "binary":
+        col = pd.to_numeric(clinical.loc[patients, task["endpoint"]], errors="coerce")
+        summary[f"{task['endpoint']}: positive / known"] = f"{int(col.sum())} / {col.notna().sum()}"
     cols = list(metrics.columns)
+    binary = task.get("type") == "binary"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(files("histodistill.report").joinpath("template.html.j2")
                                .read_text(encoding="utf-8"))
@@ -136,7 +188,8 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         warnings=warnings, summary=summary, n_folds=cfg["splits"]["n_folds"],
         n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only, metric_columns=cols,
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
-        cindex_png=data_uri(cindex_png),
+        cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.get("endpoint"),
+        headline="ROC AUC" if binary else "c-index",
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
         rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),
         rna=rna,

@@ -22,7 +22,8 @@ class PatientRecord:
     event: int
     interval: int  # discrete-time bin of ``time``
     slides: list[str]
-    pathways: np.ndarray | None  # raw pathway scores (K,), None when the patient has no RNA
+    pathways: np.ndarray | None  # raw privileged vector (K,), None when the patient lacks it
+    label: float | None = None  # binary endpoint (binary tasks only)
 
 
 def usable_slides(slides_of: dict[str, list[str]], feature_h5s: list[str]) -> dict[str, str]:
@@ -45,13 +46,16 @@ def usable_slides(slides_of: dict[str, list[str]], feature_h5s: list[str]) -> di
 class FeatureBank:
     """Bags of patch features by patient: the concatenation of all of the patient's slides.
 
-    Files are read on first use and (optionally) kept in memory. All files must come from the
-    same extractor; its identity is exposed as ``extractor_attrs`` for provenance.
+    Files are read on first use and kept in memory while the cache holds less than
+    ``cache_mb`` (then read from disk each time), so memory stays bounded however many
+    patches a cohort has. All files must come from the same extractor; its identity is exposed
+    as ``extractor_attrs`` for provenance.
     """
 
-    def __init__(self, paths: dict[str, Path], cache: bool = True):
+    def __init__(self, paths: dict[str, Path], cache_mb: float = 2048.0):
         self.paths = paths
-        self.cache = cache
+        self.cache_bytes = cache_mb * 2**20
+        self.cached_bytes = 0
         self._bags: dict[str, np.ndarray] = {}
         self.extractor_attrs: dict[str, object] = {}
         self.dim: int | None = None
@@ -78,8 +82,9 @@ class FeatureBank:
                 parts.append(self._bags[s])
                 continue
             feats = self._read(s)
-            if self.cache:
+            if self.cached_bytes + feats.nbytes <= self.cache_bytes:
                 self._bags[s] = feats
+                self.cached_bytes += feats.nbytes
             parts.append(feats)
         return np.concatenate(parts, axis=0)
 
@@ -122,13 +127,15 @@ def sample_bag(n: int, max_patches: int | None, rng: np.random.Generator) -> np.
 
 
 def build_records(clinical: pd.DataFrame, patients: list[str], slides_of: dict[str, list[str]],
-                  pathways: pd.DataFrame | None, intervals: np.ndarray) -> list[PatientRecord]:
+                  pathways: pd.DataFrame | None, intervals: np.ndarray,
+                  labels: pd.Series | None = None) -> list[PatientRecord]:
     records = []
     for p, interval in zip(patients, intervals, strict=True):
         pw = None
         if pathways is not None and p in pathways.index:
             pw = pathways.loc[p].to_numpy(dtype=np.float64)
+        label = None if labels is None else float(labels.at[p])
         records.append(PatientRecord(p, float(clinical.at[p, "time"]),
                                      int(clinical.at[p, "event"]), int(interval),
-                                     slides_of.get(p, []), pw))
+                                     slides_of.get(p, []), pw, label))
     return records

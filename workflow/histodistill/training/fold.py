@@ -1,7 +1,8 @@
 """Train one model on one fold and write its checkpoint and predictions.
 
-Honesty rules applied here: the time bins, the patch-feature scaling and the pathway-score
-scaling are fitted on the fold's ``train`` patients only; early stopping watches the ``val``
+Honesty rules applied here: the time bins, the patch-feature scaling, the privileged-vector
+scaling, G-HANet's groups and MoPE's reconstructibility weights are fitted on the fold's
+``train`` patients only; early stopping watches the ``val``
 patients only; the ``test`` patients are touched once, for the out-of-fold predictions.
 Predictions are written for every patient of the fold with its role, so that evaluation can
 draw thresholds (e.g. the median risk for Kaplan-Meier groups) from training patients, never
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+import os
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from histodistill.device import resolve_device
 from histodistill.errors import InputError
 from histodistill.io import atomic_path, write_json, write_tsv
-from histodistill.models.baselines import ModelDims, RiskModel
+from histodistill.models.base import ModelDims, RiskModel
+from histodistill.models.ghanet import privileged_groups
+from histodistill.models.mope import reconstructibility
 from histodistill.models.registry import build_model, model_class
 from histodistill.models.survival import bin_cuts, discretise
 from histodistill.rna.pathways import load_scores
@@ -40,6 +45,8 @@ from histodistill.training.data import (
     usable_slides,
 )
 from histodistill.training.loop import Batcher, InputTransform, TrainParams, fit, predict
+from histodistill.training.privileged import Privileged
+from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -58,55 +65,101 @@ def load_trained(model_dir: str | Path) -> tuple[RiskModel, InputTransform, dict
     """Rebuild a trained model (eval mode), its input transform and metadata."""
     model_dir = Path(model_dir)
     meta = json.loads((model_dir / "meta.json").read_text())
-    model = build_model(meta["model"], ModelDims(**meta["dims"]), **meta["train_params"])
+    model = build_model(meta["model"], ModelDims(**meta["dims"]),
+                        **{**meta["train_params"], **meta.get("structure", {})})
     model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu",
                                      weights_only=True))
-    transform = InputTransform(_scaler_from(meta["feature_scaler"]),
-                               _scaler_from(meta["scaler"]), model.info.needs_rna)
+    info = model.info
+    transform = InputTransform(_scaler_from(meta["feature_scaler"]), _scaler_from(meta["scaler"]),
+                               info.needs_rna or info.privileged, info.needs_rna)
     return model.eval(), transform, meta
 
 
 def _records_by_role(roles: dict[str, list[str]], clinical: pd.DataFrame,
-                     slides_of: dict[str, list[str]], pathways: pd.DataFrame,
-                     cuts: np.ndarray, needs_rna: bool, needs_wsi: bool
+                     slides_of: dict[str, list[str]], privileged: pd.DataFrame,
+                     cuts: np.ndarray, labels: pd.Series | None, needs_rna: bool,
+                     needs_wsi: bool
                      ) -> tuple[dict[str, list[PatientRecord]], dict[str, dict[str, int]]]:
-    """Records per role; patients a model cannot use (no RNA for an RNA model, no usable
-    slide for a WSI model) are skipped and counted per reason and role."""
+    """Records per role; patients a model cannot use (no privileged vector for an RNA model,
+    no usable slide for a WSI model, no label for a binary task) are skipped and counted per
+    reason and role."""
     records: dict[str, list[PatientRecord]] = {}
-    skipped: dict[str, dict[str, int]] = {"without_rna": {}, "without_slides": {}}
+    skipped: dict[str, dict[str, int]] = {"without_rna": {}, "without_slides": {},
+                                          "without_label": {}}
     for role, patients in roles.items():
-        if needs_rna:
-            kept = [p for p in patients if p in pathways.index]
-            skipped["without_rna"][role] = len(patients) - len(kept)
-            patients = kept
-        if needs_wsi:
-            kept = [p for p in patients if slides_of.get(p)]
-            skipped["without_slides"][role] = len(patients) - len(kept)
-            patients = kept
+        checks = [("without_label", labels is not None,
+                   lambda p: labels is not None and not np.isnan(labels.at[p])),
+                  ("without_rna", needs_rna, lambda p: p in privileged.index),
+                  ("without_slides", needs_wsi, lambda p: bool(slides_of.get(p)))]
+        for reason, active, keep in checks:
+            if active:
+                kept = [p for p in patients if keep(p)]
+                skipped[reason][role] = len(patients) - len(kept)
+                patients = kept
         intervals = discretise(clinical.loc[patients, "time"].to_numpy(), cuts)
-        records[role] = build_records(clinical, patients, slides_of, pathways, intervals)
+        records[role] = build_records(clinical, patients, slides_of, privileged, intervals,
+                                      labels)
     return records, skipped
+
+
+def _structure(model_name: str, params: TrainParams, records: list[PatientRecord],
+               pathway_scaler: Standardiser | None, bank: FeatureBank | None,
+               feature_scaler: Standardiser | None, seed: int) -> dict[str, Any]:
+    """Constructor options fitted on the training part (G-HANet's groups, MoPE's weights)."""
+    with_priv = [r for r in records if r.pathways is not None]
+    if pathway_scaler is None or not with_priv:
+        return {}
+    x = pathway_scaler(np.stack([r.pathways for r in with_priv]))  # type: ignore[misc]
+    if model_name == "ghanet":
+        return {"groups": privileged_groups(x, params.n_groups)}
+    if model_name == "mope" and bank is not None and feature_scaler is not None:
+        means = np.stack([feature_scaler(bank.bag(r.slides).mean(axis=0)) for r in with_priv])
+        return {"reconstructibility": reconstructibility(means, x, seed).tolist()}
+    return {}
+
+
+def _load_teacher(teacher_dir: str | Path | None, name: str, teacher: str, fold: int,
+                  cuts: np.ndarray, columns: list[str]) -> tuple[RiskModel, InputTransform]:
+    if teacher_dir is None:
+        raise InputError(f"{name} distils from {teacher}; no teacher given")
+    t_model, t_transform, t_meta = load_trained(teacher_dir)
+    if t_meta["fold"] != fold or len(t_meta["bin_cuts"]) != len(cuts) or \
+            not np.allclose(t_meta["bin_cuts"], cuts) or t_meta["pathways"] != columns:
+        raise InputError(f"teacher {teacher_dir} was trained on another fold, split, task or "
+                         "privileged vector; re-run it")
+    for p in t_model.parameters():
+        p.requires_grad_(False)
+    return t_model, t_transform
 
 
 def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: str | Path,
                samples_tsv: str | Path, feature_h5s: list[str], pathways_parquet: str | Path,
                out_dir: str | Path, params: TrainParams, teacher_dir: str | Path | None = None,
-               code_version: str = "") -> None:
+               code_version: str = "", task: Task | None = None,
+               privileged: Privileged | None = None) -> None:
     out = Path(out_dir)
+    task = task or Task()
+    privileged = privileged or Privileged()
     info = model_class(model_name).info
     torch.manual_seed(params.seed * 1009 + fold)
-    if torch.cuda.is_available():  # CPU kernels used here are deterministic already (tested)
-        torch.use_deterministic_algorithms(True)
+    device = resolve_device(params.device, "train.device")
+    if device.type == "cuda":  # CPU kernels used here are deterministic already (tested)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     rng = np.random.default_rng([params.seed, fold])
 
     roles = read_folds(folds_tsv, fold)
     clinical = read_clinical(clinical_tsv)
     slides_of = patient_slides(read_samples(samples_tsv, check_files=False))
-    pathways = load_scores(pathways_parquet, fold)
-    cuts = bin_cuts(clinical.loc[roles["train"], "time"].to_numpy(),
-                    clinical.loc[roles["train"], "event"].to_numpy(), params.n_bins)
+    priv = privileged.table(load_scores(pathways_parquet, fold), clinical, clinical_tsv)
+    labels = task.labels(clinical, clinical_tsv) if task.type == "binary" else None
+    train_ids = roles["train"]
+    cuts = np.array([])
+    if task.type == "survival":
+        cuts = bin_cuts(clinical.loc[train_ids, "time"].to_numpy(),
+                        clinical.loc[train_ids, "event"].to_numpy(), params.n_bins)
     excluded = usable_slides(slides_of, feature_h5s) if info.needs_wsi else {}
-    records, skipped = _records_by_role(roles, clinical, slides_of, pathways, cuts,
+    records, skipped = _records_by_role(roles, clinical, slides_of, priv, cuts, labels,
                                         info.needs_rna, info.needs_wsi)
     for reason, counts in skipped.items():
         if any(counts.values()):
@@ -115,53 +168,63 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     if not records["train"] or not records["val"]:
         raise InputError(f"fold {fold}: no training or validation patients left for "
                          f"{model_name}")
+    without_priv = {role: sum(r.pathways is None for r in recs)
+                    for role, recs in records.items()}
+    if info.uses_rna and not info.needs_rna and any(without_priv.values()):
+        log.warning("%s: patients without the privileged vector get the task loss only (%s)",
+                    model_name, ", ".join(f"{k}: {v}" for k, v in without_priv.items()))
 
     with_rna = [r.pathways for r in records["train"] if r.pathways is not None]
-    uses_rna = info.needs_rna or info.teacher is not None
-    pathway_scaler = Standardiser.fit(np.stack(with_rna)) if uses_rna and with_rna else None
-    bank = FeatureBank({Path(p).stem: Path(p) for p in feature_h5s}) if info.needs_wsi else None
+    pathway_scaler = Standardiser.fit(np.stack(with_rna)) if info.uses_rna and with_rna \
+        else None
+    if info.needs_rna and pathway_scaler is None:
+        raise InputError(f"fold {fold}: no training patient has the privileged vector")
+    bank = FeatureBank({Path(p).stem: Path(p) for p in feature_h5s}, params.cache_mb) \
+        if info.needs_wsi else None
     feature_scaler = None
     if bank is not None:
         feature_scaler = fit_feature_scaler(bank, records["train"], FEATURE_SCALER_PATCHES,
                                             np.random.default_rng([params.seed, fold, 1]))
-    transform = InputTransform(feature_scaler, pathway_scaler, info.needs_rna)
+    transform = InputTransform(feature_scaler, pathway_scaler, info.needs_rna or info.privileged,
+                               info.needs_rna, device)
     batcher = Batcher(bank, params.max_patches, rng)
 
     feature_dim = len(feature_scaler.mean) if feature_scaler is not None else 0
-    dims = ModelDims(feature_dim, len(pathways.columns), len(cuts) + 1, params.hidden,
+    dims = ModelDims(feature_dim, len(priv.columns), task.n_out(cuts), params.hidden,
                      params.dropout)
-    model = build_model(model_name, dims, **asdict(params))
+    structure = _structure(model_name, params, records["train"], pathway_scaler, bank,
+                           feature_scaler, params.seed + fold)
+    model = build_model(model_name, dims, **asdict(params), **structure).to(device)
 
     teacher = None
     if info.teacher is not None:
-        if teacher_dir is None:
-            raise InputError(f"{model_name} distils from {info.teacher}; no teacher given")
-        t_model, t_transform, t_meta = load_trained(teacher_dir)
-        if t_meta["fold"] != fold or not np.allclose(t_meta["bin_cuts"], cuts):
-            raise InputError(f"teacher {teacher_dir} was trained on another fold or split; "
-                             "re-run it")
-        for p in t_model.parameters():
-            p.requires_grad_(False)
-        teacher = (t_model, t_transform)
+        t_model, t_transform = _load_teacher(teacher_dir, model_name, info.teacher, fold, cuts,
+                                             list(priv.columns))
+        teacher = (t_model.to(device), replace(t_transform, device=device))
 
     history, best_epoch = fit(model, records["train"], records["val"], batcher, transform,
-                              params, rng, teacher)
-    preds = pd.concat([predict(model, records[role], batcher, transform).assign(role=role)
+                              params, rng, task, teacher)
+    preds = pd.concat([predict(model, records[role], batcher, transform, task,
+                               list(priv.columns)).assign(role=role)
                        for role in ("train", "val", "test")], ignore_index=True)
     preds.insert(0, "fold", fold)
     preds.insert(1, "model", model_name)
 
     with atomic_path(out / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     write_tsv(out / "predictions.tsv", preds)
     write_tsv(out / "history.tsv", history)
     write_json(out / "meta.json", {
-        "model": model_name, "fold": fold, "dims": asdict(dims), "train_params": asdict(params),
+        "model": model_name, "fold": fold, "task": asdict(task),
+        "privileged": asdict(privileged), "dims": asdict(dims),
+        "train_params": asdict(params), "structure": model.structure(),
         "bin_cuts": cuts.tolist(), "best_epoch": best_epoch,
         "n_patients": {k: len(v) for k, v in records.items()},
         "skipped_without_rna": skipped["without_rna"],
-        "skipped_without_slides": skipped["without_slides"], "excluded_slides": excluded,
-        "pathways": list(pathways.columns),
+        "skipped_without_slides": skipped["without_slides"],
+        "skipped_without_label": skipped["without_label"],
+        "without_privileged": without_priv if info.uses_rna else {},
+        "excluded_slides": excluded, "pathways": list(priv.columns),
         "scaler": _scaler_json(pathway_scaler), "feature_scaler": _scaler_json(feature_scaler),
         "features": {k: (v.item() if hasattr(v, "item") else v)
                      for k, v in (bank.extractor_attrs if bank else {}).items()},

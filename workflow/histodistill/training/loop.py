@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from histodistill.models.baselines import Inputs, Outputs, RiskModel
-from histodistill.models.survival import nll_loss, risk_score, survival_curve
+from histodistill.models.base import Inputs, RiskModel
 from histodistill.params import from_config
 from histodistill.training.data import FeatureBank, PatientRecord, Standardiser, sample_bag
+from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,22 @@ class TrainParams:
     weight_decay: float = 1e-5
     batch_patients: int = 8  # gradient accumulation: patients per optimiser step
     max_patches: int | None = 512  # bag cap while training (inference sees every patch)
+    cache_mb: float = 2048.0  # patch features kept in memory; the rest is re-read from disk
     n_bins: int = 4
     alpha: float = 0.0
     hidden: int = 128
     dropout: float = 0.25
     kd_weight: float = 1.0
     kd_temperature: float = 2.0
+    n_groups: int = 6  # ghanet: groups of the privileged vector
+    recon_weight: float = 0.3  # ghanet: weight of the reconstruction loss
+    recon_gamma: float = 1.0  # ghanet: exponent of the cosine error
+    top_k: int = 16  # ghanet: patches per group in the genome-informed attention
+    usage_weight: float = 1.0  # mope: weight of KL(teacher usage || student usage)
+    expert_weight: float = 1.0  # mope: weight of the expert-state alignment
+    missing_rate: float = 0.5  # bidistill: probability of dropping the privileged vector
+    feature_weight: float = 1.0  # bidistill: weight of the feature distillation terms
+    device: str = "cpu"  # cpu | auto | cuda
     seed: int = 0
 
     @classmethod
@@ -45,7 +55,7 @@ class TrainParams:
 @dataclass
 class RawBag:
     features: np.ndarray | None  # (N, D) sampled patch features, unscaled
-    pathways: np.ndarray | None  # (K,) raw pathway scores, None without RNA
+    pathways: np.ndarray | None  # (K,) raw privileged vector, None when absent
 
 
 class Batcher:
@@ -66,45 +76,56 @@ class Batcher:
 
 @dataclass(frozen=True)
 class InputTransform:
-    """A model's own fold-fitted scaling of patch features and pathway scores. A student and
-    its teacher see the same raw bag through their own transforms."""
+    """A model's own fold-fitted scaling of patch features and the privileged vector. A student
+    and its teacher see the same raw bag through their own transforms.
+
+    ``rna_in_training`` / ``rna_at_inference``: whether the model receives the privileged
+    vector in training steps / in validation and prediction (only RNA models do)."""
 
     features: Standardiser | None
     pathways: Standardiser | None
-    use_rna: bool  # False: the model never receives RNA, whatever the patient has
+    rna_in_training: bool
+    rna_at_inference: bool
 
-    def __call__(self, raw: RawBag) -> Inputs:
+    device: torch.device = torch.device("cpu")
+
+    def __call__(self, raw: RawBag, train: bool = False) -> Inputs:
         feats = None
         if raw.features is not None:
             x = self.features(raw.features) if self.features else raw.features
-            feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(
+                self.device, non_blocking=True)
         pw = None
-        if self.use_rna and self.pathways is not None and raw.pathways is not None:
-            pw = torch.from_numpy(self.pathways(raw.pathways))
+        use = self.rna_in_training if train else self.rna_at_inference
+        if use and self.pathways is not None and raw.pathways is not None:
+            pw = torch.from_numpy(self.pathways(raw.pathways)).to(self.device)
         return Inputs(feats, pw)
 
 
-def _task_loss(out: Outputs, rec: PatientRecord, alpha: float) -> torch.Tensor:
-    return nll_loss(out.logits.unsqueeze(0), torch.tensor([rec.interval]),
-                    torch.tensor([rec.event]), alpha)
+def _task_loss(task: Task, logits: torch.Tensor, rec: PatientRecord, alpha: float
+               ) -> torch.Tensor:
+    return task.loss(logits, rec.interval, rec.event, rec.label, alpha)
 
 
 def mean_task_loss(model: RiskModel, records: list[PatientRecord], batcher: Batcher,
-                   transform: InputTransform, alpha: float) -> float:
+                   transform: InputTransform, task: Task, alpha: float) -> float:
+    """Validation loss, on the inference path (no privileged data for histology models)."""
     model.eval()
     with torch.no_grad():
-        losses = [_task_loss(model(transform(batcher(r, train=False))), r, alpha).item()
-                  for r in records]
+        losses = [_task_loss(task, model(transform(batcher(r, train=False))).logits, r,
+                             alpha).item() for r in records]
     return float(np.mean(losses)) if losses else float("nan")
 
 
 def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], batcher: Batcher,
         transform: InputTransform, params: TrainParams, rng: np.random.Generator,
-        teacher: tuple[RiskModel, InputTransform] | None = None) -> tuple[pd.DataFrame, int]:
+        task: Task, teacher: tuple[RiskModel, InputTransform] | None = None
+        ) -> tuple[pd.DataFrame, int]:
     """Train in place; the model ends with the weights of the best validation epoch.
 
     ``teacher``: a frozen model and its transform; it sees the same sampled bag as the
-    student, and only patients with RNA get a teacher signal."""
+    student, and only patients with the privileged vector get a teacher signal. Each model's
+    extra losses (already weighted) are added to the task loss and logged by name."""
     opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     best_loss, best_epoch, best_state = float("inf"), -1, copy.deepcopy(model.state_dict())
     history = []
@@ -116,22 +137,24 @@ def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], 
         for step, i in enumerate(order, 1):
             rec = train[i]
             raw = batcher(rec, train=True)
-            out = model(transform(raw))
-            loss = _task_loss(out, rec, params.alpha)
+            out = model(transform(raw, train=True))
+            loss = _task_loss(task, out.logits, rec, params.alpha)
             sums["task"] += loss.item()
             teacher_out = None
             if teacher is not None and raw.pathways is not None:
                 with torch.no_grad():
                     teacher_out = teacher[0](teacher[1](raw))
-            for name, extra in model.extra_losses(out, teacher_out).items():
-                weight = params.kd_weight if name == "kd" else 1.0
-                loss = loss + weight * extra
+            extras = model.extra_losses(out, teacher_out,
+                                        lambda logits, r=rec: _task_loss(task, logits, r,
+                                                                         params.alpha))
+            for name, extra in extras.items():
+                loss = loss + extra
                 sums[name] = sums.get(name, 0.0) + extra.item()
             (loss / params.batch_patients).backward()
             if step % params.batch_patients == 0 or step == len(order):
                 opt.step()
                 opt.zero_grad()
-        val_loss = mean_task_loss(model, val, batcher, transform, params.alpha)
+        val_loss = mean_task_loss(model, val, batcher, transform, task, params.alpha)
         row = {"epoch": epoch, "val_task_loss": val_loss,
                **{f"train_{k}_loss": v / len(train) for k, v in sums.items()}}
         history.append(row)
@@ -144,21 +167,28 @@ def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], 
             log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
             break
     model.load_state_dict(best_state)
-    return pd.DataFrame(history), best_epoch
+    return pd.DataFrame(history).fillna(0.0), best_epoch
 
 
 def predict(model: RiskModel, records: list[PatientRecord], batcher: Batcher,
-            transform: InputTransform) -> pd.DataFrame:
-    """Risk and survival curve per patient (every patch of the bag)."""
+            transform: InputTransform, task: Task, pathway_names: list[str] | None = None
+            ) -> pd.DataFrame:
+    """Risk (and survival curve or logit) per patient from every patch of the bag; models
+    with a pathway usage (MoPE) add one ``usage:{pathway}`` column per pathway."""
     model.eval()
     rows = []
     with torch.no_grad():
         for rec in records:
             inputs = transform(batcher(rec, train=False))
-            logits = model(inputs).logits
-            surv = survival_curve(logits).numpy()
-            rows.append({"patient": rec.patient, "time": rec.time, "event": rec.event,
-                         "risk": float(risk_score(logits)),
-                         "n_patches": 0 if inputs.features is None else len(inputs.features),
-                         **{f"surv_{j}": float(s) for j, s in enumerate(surv)}})
+            out = model(inputs)
+            row: dict[str, Any] = {"patient": rec.patient, "time": rec.time, "event": rec.event}
+            if rec.label is not None:
+                row["label"] = int(rec.label)
+            row.update(task.prediction(out.logits))
+            row["n_patches"] = 0 if inputs.features is None else len(inputs.features)
+            usage = out.extras.get("usage")
+            if usage is not None and pathway_names is not None:
+                row.update({f"usage:{p}": float(u) for p, u in zip(pathway_names, usage,
+                                                                    strict=True)})
+            rows.append(row)
     return pd.DataFrame(rows)
