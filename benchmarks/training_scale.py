@@ -8,7 +8,7 @@ this measures cost only. One fold of each model is trained with the workflow's d
 (bags capped at ``max_patches`` in training, every patch at inference, feature cache bounded by
 ``cache_mb``) and its wall time and the process's peak RSS are printed.
 
-    python benchmarks/training_scale.py [--models wsi_abmil mope] [--epochs 5] [--device cpu]
+    python benchmarks/training_scale.py [--models wsi_abmil mope] [--epochs 5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def write_cohort(out: Path, n_patients: int, n_patches: int, dim: int, distinct:
     return paths
 
 
-def fit_one(job: tuple[str, Path, list[str], int]) -> tuple[float, float]:
+def fit_one(job: tuple[str, Path, list[str], int, str]) -> tuple[float, float]:
     """Train fold 0 of one model in a fresh process: (seconds, peak RSS in MB)."""
-    model, out, feats, epochs = job
-    params = TrainParams(epochs=epochs, min_epochs=epochs, patience=epochs)
+    model, out, feats, epochs, device = job
+    params = TrainParams(epochs=epochs, min_epochs=epochs, patience=epochs, device=device)
     t0 = time.perf_counter()
     teacher = out / TEACHER[model] if model in TEACHER else None
     train_fold(model, 0, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv", feats,
@@ -82,6 +82,7 @@ def main() -> None:
                                                     "student_kd", "ghanet", "mope_teacher",
                                                     "mope", "bidistill"])
     ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--device", default="cpu", help="train.device: cpu | auto | cuda")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         out = Path(tmp)
@@ -94,7 +95,7 @@ def main() -> None:
         ctx = mp.get_context("spawn")
         for model in args.models:
             with ctx.Pool(1) as pool:
-                dt, rss = pool.apply(fit_one, ((model, out, feats, args.epochs),))
+                dt, rss = pool.apply(fit_one, ((model, out, feats, args.epochs, args.device),))
             print(f"| {model} | {args.epochs} | {dt:.0f} | {dt / args.epochs:.1f} | "
                   f"{rss:.0f} |", flush=True)
 
