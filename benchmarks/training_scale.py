@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-from _training_bench import write_sheets
+from _training_bench import peak_rss_mb, write_sheets
 
 from histodistill.splits import make_splits
 from histodistill.training.fold import train_fold
@@ -67,7 +66,7 @@ def fit_one(job: tuple[str, Path, list[str], int, str]) -> tuple[float, float]:
     teacher = out / TEACHER[model] if model in TEACHER else None
     train_fold(model, 0, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv", feats,
                out / "pathways.parquet", out / model, params, teacher_dir=teacher)
-    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return time.perf_counter() - t0, peak_rss_mb()
 
 
 def main() -> None:

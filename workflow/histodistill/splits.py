@@ -57,6 +57,7 @@ def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: st
                 ) -> pd.DataFrame:
     """Split the patients that have at least one slide (every model needs histology) and,
     for a binary task, a known endpoint."""
+    task = task or Task()
     clinical = read_clinical(clinical_path)
     slides = read_samples(samples_path, clinical.index.tolist(), check_files=False)
     with_slides = sorted(patient_slides(slides))
@@ -64,11 +65,11 @@ def make_splits(clinical_path: str | Path, samples_path: str | Path, out_tsv: st
     if no_slide:
         log.warning("%d patients have no slide and are not in any fold: %s", len(no_slide),
                     ", ".join(no_slide[:10]))
-    strata = (task or Task()).labels(clinical, clinical_path).loc[with_slides]
+    strata = task.labels(clinical, clinical_path).loc[with_slides]
     unknown = strata.index[strata.isna()].tolist()
     if unknown:
         log.warning("%d patients have no %s value and are not in any fold: %s", len(unknown),
-                    (task or Task()).name, ", ".join(unknown[:10]))
+                    task.name, ", ".join(unknown[:10]))
     folds = assign_folds(strata.dropna(), n_folds, val_fraction, seed)
     write_tsv(out_tsv, folds)
     log.info("%d patients in %d folds (seed %d)", len(with_slides), n_folds, seed)

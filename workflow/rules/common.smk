@@ -48,7 +48,8 @@ CODE = {
     "train": code_hash("models", "training", "splits.py", "sheets.py", "rna/pathways.py",
                        "wsi/status.py"),
     "evaluate": code_hash("evaluation", "training/task.py"),
-    "report": code_hash("report", "sheets.py", "rna/pathways.py"),
+    "report": code_hash("report", "sheets.py", "rna/pathways.py", "models/catalog.py",
+                        "training/task.py"),
 }
 
 
@@ -89,7 +90,7 @@ def _real_cohort(name, cfg):
     validate(clinical.reset_index(), schema="../schemas/clinical.schema.yaml")
     TASK.labels(clinical, cfg["clinical"])
     if PRIVILEGED.source != "rna":
-        PRIVILEGED.table(clinical.iloc[:0, :0], clinical, cfg["clinical"])
+        PRIVILEGED.covariate_table(clinical, cfg["clinical"])
     slides = read_samples(cfg["samples"], list(clinical.index))
     return {
         "demo": None,

@@ -24,6 +24,7 @@ from histodistill.models.catalog import with_teachers
 from histodistill.provenance import versions
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
+from histodistill.training.task import Task
 
 DISTRIBUTIONS = ("snakemake", "torch", "timm", "openslide-python", "openslide-bin",
                  "opencv-python-headless", "pydeseq2", "gseapy", "scikit-survival", "numpy",
@@ -101,14 +102,13 @@ class _Defaulting(dict):  # type: ignore[type-arg]
 
 def _training_sentences(cfg: dict[str, Any]) -> list[str]:
     train, splits = cfg["train"], cfg["splits"]
-    task = cfg.get("task") or {}
-    binary = task.get("type") == "binary"
+    task = Task.from_config(cfg.get("task"))
+    binary = task.type == "binary"
     priv = cfg.get("privileged") or {}
-    source = {"rna": "the pathway scores", "clinical": "the clinical covariates "
-              + ", ".join(priv.get("covariates", [])), "both": "the pathway scores and the "
-              "clinical covariates " + ", ".join(priv.get("covariates", []))}[
-                  priv.get("source", "rna")]
-    objective = (f"binary cross-entropy on '{task.get('endpoint')}'" if binary else
+    covariates = "the clinical covariates " + ", ".join(priv.get("covariates", []))
+    source = {"rna": "the pathway scores", "clinical": covariates,
+              "both": "the pathway scores and " + covariates}[priv.get("source", "rna")]
+    objective = (f"binary cross-entropy on '{task.endpoint}'" if binary else
                  f"the discrete-time survival likelihood ({train['n_bins']} intervals at "
                  f"quantiles of the training fold's event times, alpha = {train['alpha']})")
     values = _Defaulting(train)  # a key the config left out reads "default"
@@ -173,12 +173,12 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         "tiles in total": sum(tiles.values()),
         "median observed time (months)": f"{clinical.loc[patients, 'time'].median():.1f}",
     }
-    task = cfg.get("task") or {}
-    if task.get("type") == "binary":
-        col = pd.to_numeric(clinical.loc[patients, task["endpoint"]], errors="coerce")
-        summary[f"{task['endpoint']}: positive / known"] = f"{int(col.sum())} / {col.notna().sum()}"
+    task = Task.from_config(cfg.get("task"))
+    binary = task.type == "binary"
+    if binary:
+        labels = task.labels(clinical, clinical_tsv).loc[patients]
+        summary[f"{task.name}: positive / known"] = f"{int(labels.sum())} / {labels.notna().sum()}"
     cols = list(metrics.columns)
-    binary = task.get("type") == "binary"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(files("histodistill.report").joinpath("template.html.j2")
                                .read_text(encoding="utf-8"))
@@ -188,7 +188,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         warnings=warnings, summary=summary, n_folds=cfg["splits"]["n_folds"],
         n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only, metric_columns=cols,
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
-        cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.get("endpoint"),
+        cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.endpoint,
         headline="ROC AUC" if binary else "c-index",
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
         rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),

@@ -88,7 +88,7 @@ def _records_by_role(roles: dict[str, list[str]], clinical: pd.DataFrame,
                                           "without_label": {}}
     for role, patients in roles.items():
         checks = [("without_label", labels is not None,
-                   lambda p: labels is not None and not np.isnan(labels.at[p])),
+                   lambda p: not np.isnan(labels.at[p])),  # type: ignore[union-attr]
                   ("without_rna", needs_rna, lambda p: p in privileged.index),
                   ("without_slides", needs_wsi, lambda p: bool(slides_of.get(p)))]
         for reason, active, keep in checks:

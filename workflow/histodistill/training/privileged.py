@@ -39,24 +39,24 @@ class Privileged:
     def table(self, pathways: pd.DataFrame, clinical: pd.DataFrame, clinical_path: object
               ) -> pd.DataFrame:
         """Patients (rows) with a complete privileged vector x its columns."""
-        parts = []
-        if self.source in ("rna", "both"):
-            parts.append(pathways)
-        if self.source in ("clinical", "both"):
-            missing = [c for c in self.covariates if c not in clinical.columns]
-            if missing:
-                raise InputError(f"{clinical_path}: privileged.covariates {missing} are not "
-                                 f"columns (have {sorted(clinical.columns)})")
-            cov = clinical[self.covariates].apply(pd.to_numeric, errors="coerce")
-            bad = clinical[self.covariates].notna() & cov.isna()
-            if bad.any().any():
-                col = bad.any().idxmax()
-                p = bad[col].idxmax()
-                raise InputError(f"{clinical_path}: patient {p}: covariate {col} = "
-                                 f"{clinical.at[p, col]!r} is not a number; code categories "
-                                 "as numbers (e.g. grade 1/2/3, ER status 0/1)")
-            parts.append(cov.add_prefix("clinical:").dropna())
-        out = parts[0]
-        for extra in parts[1:]:
-            out = out.join(extra, how="inner")
-        return out
+        if self.source == "rna":
+            return pathways
+        cov = self.covariate_table(clinical, clinical_path)
+        return cov if self.source == "clinical" else pathways.join(cov, how="inner")
+
+    def covariate_table(self, clinical: pd.DataFrame, clinical_path: object) -> pd.DataFrame:
+        """The numeric ``covariates`` (prefixed ``clinical:``) of patients who have them all;
+        a missing column or a non-numeric cell is an error naming the sheet."""
+        missing = [c for c in self.covariates if c not in clinical.columns]
+        if missing:
+            raise InputError(f"{clinical_path}: privileged.covariates {missing} are not "
+                             f"columns (have {sorted(clinical.columns)})")
+        cov = clinical[self.covariates].apply(pd.to_numeric, errors="coerce")
+        bad = clinical[self.covariates].notna() & cov.isna()
+        if bad.any().any():
+            col = bad.any().idxmax()
+            p = bad[col].idxmax()
+            raise InputError(f"{clinical_path}: patient {p}: covariate {col} = "
+                             f"{clinical.at[p, col]!r} is not a number; code categories "
+                             "as numbers (e.g. grade 1/2/3, ER status 0/1)")
+        return cov.add_prefix("clinical:").dropna()
