@@ -82,3 +82,26 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
             "rna_summary": out / "rna.json", "heatmap": out / "heatmap.png",
             "features": [j.out_h5 for j in jobs], "dir": out,
             "tissue_qc": {s: str(out / f"{s}.png") for s in plan.slides}}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_pipeline, tmp_path_factory):
+    """wsi_abmil, ghanet, mope_teacher and mope trained briefly on both folds of the tiny
+    cohort: model -> its two predictions.tsv (meta.json and model.pt beside each)."""
+    from histodistill.training.fold import train_fold
+    from histodistill.training.loop import TrainParams
+
+    p = tiny_pipeline
+    params = TrainParams(epochs=2, min_epochs=1, n_bins=2, hidden=8, max_patches=16,
+                         n_groups=3)
+    root = tmp_path_factory.mktemp("tiny_models")
+    files: dict[str, list[str]] = {}
+    for model in ("wsi_abmil", "ghanet", "mope_teacher", "mope"):
+        files[model] = []
+        for fold in (0, 1):
+            out = root / model / f"fold{fold}"
+            teacher = root / "mope_teacher" / f"fold{fold}" if model == "mope" else None
+            train_fold(model, fold, p["folds"], p["clinical"], p["samples"], p["features"],
+                       p["pathways"], out, params, teacher_dir=teacher)
+            files[model].append(str(out / "predictions.tsv"))
+    return files

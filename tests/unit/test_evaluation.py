@@ -1,4 +1,6 @@
-"""Evaluation: c-index identical to scikit-survival and to MCAT's published numbers."""
+"""Evaluation: c-index identical to scikit-survival and to MCAT's published numbers; Uno's
+c-index, time-dependent AUC and the integrated Brier score against textbook formulas written
+out here; paired comparisons."""
 
 from __future__ import annotations
 
@@ -9,9 +11,24 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED
-from histodistill.evaluation.evaluate import COLUMNS, evaluate_cohort
+from histodistill.evaluation.curves import survival_on_grid
+from histodistill.evaluation.evaluate import (
+    COLUMNS,
+    EvalParams,
+    compare_to_reference,
+    evaluate_cohort,
+    survival_metrics,
+)
 from histodistill.evaluation.km import risk_groups
-from histodistill.evaluation.metrics import bootstrap_ci, harrell_cindex
+from histodistill.evaluation.metrics import (
+    bootstrap_ci,
+    harrell_cindex,
+    integrated_brier,
+    paired_bootstrap,
+    td_auc,
+    uno_cindex,
+)
+from histodistill.training.task import Task
 
 
 def brute_force_cindex(time, event, risk, tol=1e-8):
@@ -57,26 +74,151 @@ def test_risk_groups_use_the_training_median():
     assert groups["high_risk"].tolist() == [False, True]  # threshold 2.5, not the test median
 
 
-def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
-    rng = np.random.default_rng(2)
+def _write_fold_files(tmp_path, rng, n_folds=3, n=30, cuts=(10.0, 25.0)):
+    """Per-fold predictions.tsv with survival curves, and a meta.json beside each."""
     files = []
-    for k in range(3):
-        n = 30
+    for k in range(n_folds):
+        d = tmp_path / f"fold{k}"
+        d.mkdir()
+        hazards = rng.uniform(0.1, 0.6, (n, len(cuts) + 1))
+        surv = np.cumprod(1 - hazards, axis=1)
         df = pd.DataFrame({"fold": k, "model": "m", "patient": [f"p{k}_{i}" for i in range(n)],
                            "time": rng.exponential(20, n), "event": rng.integers(0, 2, n),
-                           "risk": rng.normal(size=n),
-                           "role": ["train"] * 20 + ["test"] * 10})
-        df.to_csv(tmp_path / f"f{k}.tsv", sep="\t", index=False)
-        files.append(str(tmp_path / f"f{k}.tsv"))
+                           "risk": -surv.sum(axis=1),
+                           **{f"surv_{j}": surv[:, j] for j in range(surv.shape[1])},
+                           "role": ["train"] * 20 + ["test"] * (n - 20)})
+        df.to_csv(d / "predictions.tsv", sep="\t", index=False)
+        (d / "meta.json").write_text(f'{{"fold": {k}, "bin_cuts": {list(cuts)}}}')
+        files.append(str(d / "predictions.tsv"))
+    return files
+
+
+def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
+    files = _write_fold_files(tmp_path, np.random.default_rng(2))
     metrics = evaluate_cohort({"m": files}, tmp_path / "metrics.tsv", tmp_path / "c.png",
-                              {"m": str(tmp_path / "km.png")}, n_boot=50, seed=0)
+                              {"m": str(tmp_path / "km.png")},
+                              EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)))
     written = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
     assert list(written.columns) == COLUMNS
-    assert set(written["metric"]) == {"cindex", "cindex_fold_mean", "cindex_fold_sd",
-                                      "logrank_p"}
+    assert set(written["metric"]) == {"cindex", "cindex_uno", "td_auc_10", "td_auc_1e+06",
+                                      "ibs", "cindex_fold_mean", "cindex_fold_sd", "logrank_p"}
     assert (written["n_patients"] == 30).all()
-    assert metrics.loc[metrics["metric"] == "cindex", "value"].between(0, 1).all()
+    by = metrics.set_index("metric")
+    assert by.loc["cindex", "value"] == pytest.approx(
+        harrell_cindex(*(pd.concat([pd.read_csv(f, sep="\t") for f in files])
+                         .query("role == 'test'")[["time", "event", "risk"]].to_numpy().T)))
+    for m in ("cindex", "cindex_uno", "td_auc_10", "ibs"):
+        assert by.loc[m, "ci_low"] <= by.loc[m, "value"] <= by.loc[m, "ci_high"], m
+    assert np.isnan(by.loc["td_auc_1e+06", "value"])  # beyond the follow-up: NaN, not a crash
+    assert 0 < by.loc["ibs", "value"] < 0.5
     assert (tmp_path / "km.png").stat().st_size > 1000
+
+
+def _censoring_km(time, event):
+    """G(t) = P(C > t): Kaplan-Meier with censoring as the event (continuous times, no ties)."""
+    order = np.argsort(time)
+    t_sorted, c_sorted = time[order], 1 - event[order]
+    at_risk = len(time) - np.arange(len(time))
+    factors = np.where(c_sorted == 1, 1 - 1 / at_risk, 1.0)
+    return lambda t: float(np.prod(factors[t_sorted <= t]))
+
+
+def _censored_data(seed, n=80):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    t_event = rng.exponential(10 * np.exp(-0.8 * x))
+    t_cens = rng.exponential(15, n)
+    time = np.minimum(t_event, t_cens)
+    return time, (t_event <= t_cens).astype(int), x + rng.normal(0, 0.5, n)
+
+
+def test_uno_cindex_equals_the_ipcw_formula():
+    time, event, risk = _censored_data(5)
+    g = _censoring_km(time, event)
+    for tau in (None, float(np.quantile(time, 0.7))):
+        num = den = 0.0
+        for i in range(len(time)):
+            if not event[i] or (tau is not None and time[i] >= tau):
+                continue
+            w = 1 / g(time[i] - 1e-12) ** 2
+            later = time > time[i]
+            den += w * later.sum()
+            num += w * ((risk[i] > risk[later]).sum() + 0.5 * (risk[i] == risk[later]).sum())
+        assert uno_cindex(time, event, risk, tau) == pytest.approx(num / den, abs=1e-10)
+
+
+def test_td_auc_equals_the_cumulative_dynamic_formula():
+    time, event, risk = _censored_data(6)
+    g = _censoring_km(time, event)
+    h = float(np.median(time))
+    cases = np.flatnonzero((time <= h) & (event == 1))
+    controls = time > h
+    w = np.array([1 / g(time[i] - 1e-12) for i in cases])
+    wins = np.array([(risk[i] > risk[controls]).sum() + 0.5 * (risk[i] == risk[controls]).sum()
+                     for i in cases])
+    expected = (w * wins).sum() / (w.sum() * controls.sum())
+    assert td_auc(time, event, risk, h) == pytest.approx(expected, abs=1e-10)
+
+
+def test_integrated_brier_equals_graf_formula():
+    time, event, risk = _censored_data(7)
+    g = _censoring_km(time, event)
+    grid = np.linspace(*np.quantile(time, [0.1, 0.9]), 20)
+    surv = np.exp(-np.outer(np.exp(risk - 2), grid))  # any survival function will do
+    scores = []
+    for j, t in enumerate(grid):
+        died = (time <= t) & (event == 1)
+        alive = time > t
+        terms = np.where(died, surv[:, j] ** 2 / np.array([g(x - 1e-12) for x in time]), 0.0)
+        terms += np.where(alive, (1 - surv[:, j]) ** 2 / g(t), 0.0)
+        scores.append(terms.mean())
+    expected = np.trapezoid(scores, grid) / (grid[-1] - grid[0])
+    assert integrated_brier(time, event, surv, grid) == pytest.approx(expected, abs=1e-10)
+
+
+def test_survival_curves_follow_the_fold_intervals():
+    preds = pd.DataFrame({
+        "fold": [0, 0, 1, 1], "patient": list("abcd"), "role": ["train", "test"] * 2,
+        "time": [40.0, 5.0, 30.0, 5.0], "event": 1, "risk": 0.0,
+        "surv_0": [0.9, 0.8, 0.5, 0.6], "surv_1": [0.5, 0.4, 0.2, 0.3]})
+    grid = np.array([0.0, 5.0, 10.0, 25.0, 40.0, 100.0])
+    test, surv = survival_on_grid(preds, {0: [10.0], 1: [20.0]}, grid)
+    assert test["patient"].tolist() == ["b", "d"]
+    # fold 0: knots (0, 1), (10, 0.8), (40 = longest training time, 0.4); flat after
+    np.testing.assert_allclose(surv[0], [1.0, 0.9, 0.8, 0.8 - 0.4 * 15 / 30, 0.4, 0.4])
+    # fold 1: knots (0, 1), (20, 0.6), (30, 0.3)
+    np.testing.assert_allclose(surv[1], [1.0, 0.9, 0.8, 0.45, 0.3, 0.3])
+
+
+def test_paired_bootstrap_finds_a_real_difference_and_not_a_fake_one():
+    time, event, risk = _censored_data(8, n=200)
+    noise = np.random.default_rng(0).normal(0, 3, 200)
+
+    def good(i):
+        return harrell_cindex(time[i], event[i], risk[i])
+
+    def bad(i):
+        return harrell_cindex(time[i], event[i], noise[i])
+
+    lo, hi, p = paired_bootstrap(good, bad, 200, 300, seed=1)
+    assert lo > 0 and p < 0.01
+    lo, hi, p = paired_bootstrap(good, good, 200, 300, seed=1)
+    assert lo == hi == 0 and p == 1.0
+
+
+def test_comparison_uses_the_patients_both_models_predicted():
+    time, event, risk = _censored_data(9, n=60)
+    ref = pd.DataFrame({"patient": [f"p{i}" for i in range(60)], "time": time, "event": event,
+                        "risk": risk, "fold": 0})
+    other = ref.iloc[:50].assign(risk=-risk[:50])
+    rows = compare_to_reference({"wsi_abmil": ref, "x": other}, Task(),
+                                EvalParams(n_bootstrap=100))
+    diff = {r["metric"]: r for r in rows}
+    expected = harrell_cindex(time[:50], event[:50], -risk[:50]) - \
+        harrell_cindex(time[:50], event[:50], risk[:50])
+    assert diff["cindex_diff_vs_wsi_abmil"]["value"] == pytest.approx(expected)
+    assert diff["cindex_diff_vs_wsi_abmil"]["n_patients"] == 50
+    assert diff["cindex_diff_p_vs_wsi_abmil"]["value"] < 0.05
 
 
 MCAT = SHARED / "reference_results" / "mcat_iccv2021"
@@ -98,6 +240,14 @@ def test_cindex_reproduces_mcat_published_per_fold_values():
             theirs = summary.loc[summary["folds"] == fold, "val_cindex"].item()
             assert ours == pytest.approx(theirs, abs=1e-12), (run, cohort, fold)
             checked += 1
+        # the same numbers through our evaluation code: MCAT's 5-fold mean
+        test = preds.rename(columns={"case_id": "patient", "survival_months": "time"}).assign(
+            event=1 - preds["censorship"], role="test")
+        rows = {r["metric"]: r["value"] for r in survival_metrics(
+            run, test, EvalParams(n_bootstrap=0, horizons=()))}
+        published = pd.read_csv(MCAT / f"{run}.cindex.csv").set_index("Project")
+        assert rows["cindex_fold_mean"] == pytest.approx(
+            published.loc[cohort.removeprefix("tcga_"), "Val C-Index (Mean)"], abs=1e-12)
     assert checked == 275
 
 
@@ -105,7 +255,6 @@ def test_binary_metrics_threshold_comes_from_training_rows(tmp_path):
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from histodistill.evaluation.evaluate import youden_threshold
-    from histodistill.training.task import Task
 
     rng = np.random.default_rng(3)
     rows = []
@@ -122,7 +271,7 @@ def test_binary_metrics_threshold_comes_from_training_rows(tmp_path):
         files.append(tmp_path / f"f{fold}.tsv")
         part.to_csv(files[-1], sep="\t", index=False)
     metrics = evaluate_cohort({"m": files}, tmp_path / "m.tsv", tmp_path / "auc.png",
-                              {"m": tmp_path / "roc_m.png"}, n_boot=100, seed=0,
+                              {"m": tmp_path / "roc_m.png"}, EvalParams(n_bootstrap=100),
                               task=Task("binary", "node")).set_index("metric")
     test = preds[preds["role"] == "test"]
     assert metrics.loc["auc", "value"] == pytest.approx(roc_auc_score(test["label"], test["risk"]))

@@ -18,6 +18,7 @@ from workflow_helpers import planned_jobs, snakemake, tiny_config, tiny_demo
 pytestmark = pytest.mark.slow
 
 MODELS_WITH_WSI = tuple(m for m, info in CATALOG.items() if info.needs_wsi)
+HISTOLOGY_ONLY = tuple(m for m, info in CATALOG.items() if info.histology_only)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,13 @@ def test_reports_and_metrics_for_every_cohort(run):
                                          "ci_high", "n_patients", "n_events"]
         assert set(metrics["model"]) == set(CATALOG)  # every model (the default config)
         assert metrics["value"].notna().all()
+        assert {"cindex_uno", "td_auc_6", "td_auc_12", "ibs",
+                "cindex_diff_vs_wsi_abmil"} <= set(metrics["metric"])
+        assert 'id="comparison"' in html and html.count('alt="attention ') == \
+            2 * len(HISTOLOGY_ONLY)  # the highest- and lowest-risk patient of each
+        for model in HISTOLOGY_ONLY:
+            maps = workdir / "results" / cohort / "attention" / model
+            assert len(list(maps.glob("*_attention.geojson"))) == 2
         logs = list((workdir / "results" / cohort / "logs").rglob("*.log"))
         assert len(logs) > 20
 
@@ -65,6 +73,8 @@ def test_deleting_one_slides_features_reruns_only_that_slide_and_dependents(run)
                 ("all", ())}
     expected |= {("train", (("cohort", "a"), ("fold", str(k)), ("model", m)))
                  for m in MODELS_WITH_WSI for k in (0, 1)}
+    expected |= {("attention", (("cohort", "a"), ("model", m))) for m in HISTOLOGY_ONLY}
+    expected.add(("mope_summary", (("cohort", "a"),)))
     assert jobs == expected
 
 
@@ -88,7 +98,7 @@ def test_changing_one_cohorts_inputs_reruns_only_that_cohort(run):
     assert cohorts == {"b"}
     rules = {rule for rule, _ in jobs}
     assert rules == {"normalise_rna", "score_pathways", "make_splits", "train", "evaluate",
-                     "report", "all"}
+                     "attention", "mope_summary", "report", "all"}
 
 
 def test_lint_passes():

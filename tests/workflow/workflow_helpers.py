@@ -24,7 +24,7 @@ def tiny_config(**cohorts: dict) -> dict:
         "splits": {"n_folds": 2, "val_fraction": 0.25, "seed": 0},
         "train": {"epochs": 2, "min_epochs": 1, "n_bins": 2, "hidden": 16, "lr": 0.001,
                   "max_patches": 64},
-        "evaluate": {"n_bootstrap": 50},
+        "evaluate": {"n_bootstrap": 50, "horizons": [6, 12], "attention_patients": 1},
     }
 
 

@@ -31,6 +31,8 @@ except HistodistillError as err:
     raise WorkflowError(str(err)) from None
 CURVE = "km" if TASK.type == "survival" else "roc"  # per-model plot: Kaplan-Meier or ROC
 FOLDS = list(range(config["splits"]["n_folds"]))
+# histology-only models: their patch attention is drawn for the report
+ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only]
 
 # Hash of the package code each step runs: editing a step's code re-runs its outputs.
 CODE = {
@@ -47,7 +49,12 @@ CODE = {
     "splits": code_hash("splits.py", "sheets.py", "training/task.py"),
     "train": code_hash("models", "training", "splits.py", "sheets.py", "rna/pathways.py",
                        "wsi/status.py"),
-    "evaluate": code_hash("evaluation", "training/task.py"),
+    "evaluate": code_hash("evaluation/evaluate.py", "evaluation/metrics.py", "evaluation/km.py",
+                          "evaluation/curves.py", "evaluation/pathway_summary.py",
+                          "training/task.py", "params.py"),
+    "attention": code_hash("evaluation/attention.py", "evaluation/heatmaps.py",
+                           "evaluation/evaluate.py", "models", "training", "sheets.py",
+                           "wsi/slide.py", "wsi/status.py"),
     "report": code_hash("report", "sheets.py", "rna/pathways.py", "models/catalog.py",
                         "training/task.py"),
 }
@@ -217,6 +224,9 @@ def report_inputs(wc):
         "clinical": COHORTS[c]["clinical"],
         "features": feature_files(c),
         "tissue_qc": [f"results/{c}/qc/{s}_tiles.png" for s in slide_ids(c)[:6]],
+        "attention": [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS],
+        "mope": [f"results/{c}/plots/mope_pathways.png", f"results/{c}/mope_pathways.tsv"]
+        if "mope" in MODELS else [],
     }
 
 
@@ -240,6 +250,7 @@ def all_targets():
                 targets += [f"{d}/{name}" for name in
                             ("model.pt", "meta.json", "predictions.tsv", "history.tsv")]
         targets += [f"results/{c}/metrics.tsv", f"results/{c}/report.html"]
+        targets += [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS]
     return targets
 
 

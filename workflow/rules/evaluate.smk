@@ -1,6 +1,8 @@
 rule evaluate:
     input:
         predictions=lambda wc: [f for files in predictions(wc.cohort).values() for f in files],
+        meta=lambda wc: [f.replace("predictions.tsv", "meta.json")
+                         for files in predictions(wc.cohort).values() for f in files],
     output:
         metrics=report(
             "results/{cohort}/metrics.tsv",
@@ -38,6 +40,69 @@ rule evaluate:
         "../../envs/report.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+rule attention:
+    input:
+        predictions=lambda wc: predictions(wc.cohort)[wc.model],
+        checkpoints=lambda wc: [
+            f"{model_dir(wc.cohort, wc.model, k)}/{name}"
+            for k in FOLDS
+            for name in ("model.pt", "meta.json")
+        ],
+        samples=lambda wc: COHORTS[wc.cohort]["samples"],
+        features=lambda wc: feature_files(wc.cohort),
+    output:
+        report(
+            directory("results/{cohort}/attention/{model}"),
+            patterns=["{name}_overlay.png", "{name}_top_patches.jpg"],
+            caption="../report/attention.rst",
+            category="Attention",
+            subcategory="{cohort}",
+        ),
+    params:
+        n_patients=config["evaluate"]["attention_patients"],
+        code=CODE["attention"],
+    wildcard_constraints:
+        model="|".join(ATTENTION_MODELS) or "none",
+    benchmark:
+        "results/{cohort}/benchmarks/attention_{model}.tsv"
+    log:
+        "results/{cohort}/logs/attention_{model}.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(3000),
+        runtime=30,
+    conda:
+        "../../envs/attention.yaml"
+    script:
+        "../scripts/draw_attention.py"
+
+
+rule mope_summary:
+    input:
+        predictions=lambda wc: predictions(wc.cohort)["mope"],
+        meta=lambda wc: [f"{model_dir(wc.cohort, 'mope', k)}/meta.json" for k in FOLDS],
+    output:
+        tsv="results/{cohort}/mope_pathways.tsv",
+        png=report(
+            "results/{cohort}/plots/mope_pathways.png",
+            caption="../report/mope_pathways.rst",
+            category="Attention",
+            subcategory="{cohort}",
+        ),
+    params:
+        code=CODE["evaluate"],
+    log:
+        "results/{cohort}/logs/mope_summary.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(1000),
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/summarise_mope.py"
 
 
 rule report:

@@ -1,10 +1,15 @@
 """Cohort evaluation: metrics.tsv and plots from every model's out-of-fold predictions.
 
 ``metrics.tsv`` columns: model, task, metric, value, ci_low, ci_high, n_patients, n_events.
-Metrics (survival task):
+Every interval is a seeded percentile bootstrap over patients of the pooled out-of-fold set.
+Survival task:
 
-* ``cindex`` - Harrell's c-index of the pooled out-of-fold risks, 95% bootstrap CI over
-  patients (seeded);
+* ``cindex`` - Harrell's c-index of the pooled out-of-fold risks;
+* ``cindex_uno`` - Uno's IPCW c-index, truncated at ``evaluate.uno_tau`` months (none: all);
+* ``td_auc_{h}`` - cumulative/dynamic AUC at each horizon ``h`` of ``evaluate.horizons``
+  (NaN, with a warning, for a horizon outside the follow-up);
+* ``ibs`` - integrated Brier score of the predicted survival functions
+  (:mod:`histodistill.evaluation.curves`) between the 10th and 90th percentile of follow-up;
 * ``cindex_fold_mean`` / ``cindex_fold_sd`` - mean and SD of the per-fold c-indices (the
   convention of MCAT and its successors);
 * ``logrank_p`` - log-rank test of the high/low risk groups (training-median threshold).
@@ -12,15 +17,22 @@ Metrics (survival task):
 Binary task (``risk`` = predicted probability, ``label`` = the endpoint; ``n_events`` counts
 positives):
 
-* ``auc`` and ``average_precision`` of the pooled out-of-fold probabilities, bootstrap CIs;
+* ``auc`` and ``average_precision`` of the pooled out-of-fold probabilities;
 * ``balanced_accuracy`` at a threshold chosen per fold on that fold's *training* predictions
   (Youden's J), applied to its test patients, pooled.
+
+Every other model is compared with ``evaluate.reference`` (``wsi_abmil``, the histology-only
+floor) by a paired bootstrap on the patients both predicted: ``{headline}_diff_vs_{ref}``
+(difference and CI) and ``{headline}_diff_p_vs_{ref}`` (two-sided bootstrap p-value).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -29,14 +41,45 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from histodistill.evaluation.curves import (  # noqa: E402
+    fold_cuts,
+    grid_for,
+    surv_columns,
+    survival_on_grid,
+)
 from histodistill.evaluation.km import plot_km, risk_groups  # noqa: E402
-from histodistill.evaluation.metrics import bootstrap_ci, harrell_cindex  # noqa: E402
+from histodistill.evaluation.metrics import (  # noqa: E402
+    bootstrap_ci,
+    harrell_cindex,
+    integrated_brier,
+    paired_bootstrap,
+    td_auc,
+    uno_cindex,
+)
 from histodistill.io import atomic_path, write_tsv  # noqa: E402
+from histodistill.params import from_config  # noqa: E402
 from histodistill.training.task import Task  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n_patients", "n_events"]
+NAN = float("nan")
+Stat = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    n_bootstrap: int = 1000
+    seed: int = 0
+    horizons: tuple[float, ...] = (12.0, 36.0, 60.0)  # months, for td_auc
+    uno_tau: float | None = None  # months; truncation of Uno's c-index (None: no truncation)
+    reference: str = "wsi_abmil"  # the model every other one is compared with
+    attention_patients: int = 2  # attention maps for this many patients per risk group
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> EvalParams:
+        params = from_config(cls, cfg, "evaluate")
+        return cls(**{**cfg, "horizons": tuple(float(h) for h in params.horizons)})
 
 
 def read_predictions(files: list[str | Path]) -> pd.DataFrame:
@@ -44,24 +87,68 @@ def read_predictions(files: list[str | Path]) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def survival_metrics(model: str, preds: pd.DataFrame, n_boot: int, seed: int
-                     ) -> list[dict[str, object]]:
+def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalParams,
+            ci: bool = True) -> dict[str, Any]:
+    """One metrics.tsv row: ``stat`` on all ``n`` patients and its bootstrap CI. A metric that
+    is undefined on these patients (e.g. a horizon beyond the follow-up) is NaN, logged."""
+    try:
+        value = float(stat(np.arange(n)))
+    except ValueError as exc:
+        log.warning("%s: %s is undefined here (%s); written as NaN", base["model"], name, exc)
+        value = NAN
+    lo, hi = bootstrap_ci(stat, n, params.n_bootstrap, params.seed) \
+        if ci and np.isfinite(value) else (NAN, NAN)
+    return {**base, "metric": name, "value": value, "ci_low": lo, "ci_high": hi}
+
+
+def headline_stat(task: Task, test: pd.DataFrame) -> Stat:
+    """The task's headline metric as a function of patient indices into ``test``."""
+    if task.type == "binary":
+        from sklearn.metrics import roc_auc_score
+
+        y, p = test["label"].to_numpy().astype(int), test["risk"].to_numpy()
+
+        def auc(i: np.ndarray) -> float:
+            if len(np.unique(y[i])) < 2:
+                raise ValueError("one class only")
+            return float(roc_auc_score(y[i], p[i]))
+        return auc
+    t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
+    return lambda i: harrell_cindex(t[i], e[i], r[i])
+
+
+def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
+                     cuts: dict[int, list[float]] | None = None) -> list[dict[str, Any]]:
     test = _test_rows(model, preds)
+    ibs_test, surv = None, None
+    if cuts is not None and surv_columns(preds):
+        grid = grid_for(test["time"].to_numpy())
+        ibs_test, surv = survival_on_grid(preds, cuts, grid)
+        test = ibs_test  # the same rows, in the order of ``surv``
     t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
     n, n_events = len(test), int(e.sum())
     base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
-    c = harrell_cindex(t, e, r)
-    lo, hi = bootstrap_ci(lambda i: harrell_cindex(t[i], e[i], r[i]), n, n_boot, seed)
+    rows = [_metric(base, "cindex", headline_stat(Task(), test), n, params),
+            _metric(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], params.uno_tau),
+                    n, params)]
+    for h in params.horizons:
+        rows.append(_metric(base, f"td_auc_{h:g}", lambda i, h=h: td_auc(t[i], e[i], r[i], h),
+                            n, params))
+    if surv is not None:
+        rows.append(_metric(base, "ibs", lambda i: integrated_brier(t[i], e[i], surv[i], grid),
+                            n, params))
+    else:
+        log.warning("%s: no survival curves or interval cuts; integrated Brier score skipped",
+                    model)
     per_fold = [harrell_cindex(f["time"], f["event"], f["risk"])
                 for _, f in test.groupby("fold") if f["event"].sum() > 0]
-    nan = float("nan")
-    return [
-        {**base, "metric": "cindex", "value": c, "ci_low": lo, "ci_high": hi},
+    rows += [
         {**base, "metric": "cindex_fold_mean", "value": float(np.mean(per_fold)),
-         "ci_low": nan, "ci_high": nan},
+         "ci_low": NAN, "ci_high": NAN},
         {**base, "metric": "cindex_fold_sd", "value": float(np.std(per_fold, ddof=1))
-         if len(per_fold) > 1 else nan, "ci_low": nan, "ci_high": nan},
+         if len(per_fold) > 1 else NAN, "ci_low": NAN, "ci_high": NAN},
     ]
+    return rows
 
 
 def _test_rows(model: str, preds: pd.DataFrame) -> pd.DataFrame:
@@ -70,7 +157,7 @@ def _test_rows(model: str, preds: pd.DataFrame) -> pd.DataFrame:
     if dup.any():
         raise ValueError(f"{model}: patients in more than one test fold: "
                          f"{test.loc[dup, 'patient'].tolist()[:5]}")
-    return test
+    return test.reset_index(drop=True)
 
 
 def youden_threshold(label: np.ndarray, prob: np.ndarray) -> float:
@@ -83,30 +170,63 @@ def youden_threshold(label: np.ndarray, prob: np.ndarray) -> float:
     return float(np.clip(thr[int(np.argmax(tpr - fpr))], 0.0, 1.0))
 
 
-def binary_metrics(model: str, preds: pd.DataFrame, n_boot: int, seed: int
-                   ) -> list[dict[str, object]]:
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+def binary_metrics(model: str, preds: pd.DataFrame, params: EvalParams
+                   ) -> list[dict[str, Any]]:
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score
 
     test = _test_rows(model, preds)
     y, p = test["label"].to_numpy().astype(int), test["risk"].to_numpy()
-    base = {"model": model, "task": "binary", "n_patients": len(test), "n_events": int(y.sum())}
-    rows = []
-    for name, fn in (("auc", roc_auc_score), ("average_precision", average_precision_score)):
-        value = float(fn(y, p)) if len(np.unique(y)) == 2 else float("nan")
-        lo, hi = bootstrap_ci(lambda i, fn=fn: fn(y[i], p[i]) if len(np.unique(y[i])) == 2
-                              else float("nan"), len(y), n_boot, seed)
-        rows.append({**base, "metric": name, "value": value, "ci_low": lo, "ci_high": hi})
-    predicted = np.zeros(len(test), dtype=int)
+    n = len(test)
+    base = {"model": model, "task": "binary", "n_patients": n, "n_events": int(y.sum())}
+
+    def ap(i: np.ndarray) -> float:
+        if len(np.unique(y[i])) < 2:
+            raise ValueError("one class only")
+        return float(average_precision_score(y[i], p[i]))
+
+    predicted = np.zeros(n, dtype=int)
     for fold, part in preds.groupby("fold"):
         train = part[part["role"] == "train"]
         cut = youden_threshold(train["label"].to_numpy().astype(int), train["risk"].to_numpy())
         in_fold = (test["fold"] == fold).to_numpy()
         predicted[in_fold] = (p[in_fold] >= cut).astype(int)
-    lo, hi = bootstrap_ci(lambda i: balanced_accuracy_score(y[i], predicted[i]), len(y),
-                          n_boot, seed)
-    rows.append({**base, "metric": "balanced_accuracy",
-                 "value": float(balanced_accuracy_score(y, predicted)), "ci_low": lo,
-                 "ci_high": hi})
+    return [_metric(base, "auc", headline_stat(Task("binary", "label"), test), n, params),
+            _metric(base, "average_precision", ap, n, params),
+            _metric(base, "balanced_accuracy",
+                    lambda i: float(balanced_accuracy_score(y[i], predicted[i])), n, params)]
+
+
+def compare_to_reference(tests: dict[str, pd.DataFrame], task: Task, params: EvalParams
+                         ) -> list[dict[str, Any]]:
+    """Paired bootstrap of every model's headline metric against ``params.reference``, on the
+    patients both models predicted."""
+    ref = params.reference
+    if ref not in tests:
+        log.warning("reference model %s not evaluated; no paired comparisons", ref)
+        return []
+    name = "auc" if task.type == "binary" else "cindex"
+    ref_test = tests[ref].set_index("patient")
+    rows = []
+    for model, test in tests.items():
+        if model == ref:
+            continue
+        common = sorted(set(test["patient"]) & set(ref_test.index))
+        if len(common) < len(test) or len(common) < len(ref_test):
+            log.warning("%s vs %s: compared on the %d patients both predicted", model, ref,
+                        len(common))
+        a = test.set_index("patient").loc[common].reset_index()
+        b = ref_test.loc[common].reset_index()
+        stat_a, stat_b = headline_stat(task, a), headline_stat(task, b)
+        idx = np.arange(len(common))
+        lo, hi, p = paired_bootstrap(stat_a, stat_b, len(common), params.n_bootstrap,
+                                     params.seed)
+        events = a["label"] if task.type == "binary" else a["event"]
+        base = {"model": model, "task": task.type, "n_patients": len(common),
+                "n_events": int(events.sum())}
+        rows += [{**base, "metric": f"{name}_diff_vs_{ref}",
+                  "value": stat_a(idx) - stat_b(idx), "ci_low": lo, "ci_high": hi},
+                 {**base, "metric": f"{name}_diff_p_vs_{ref}", "value": p,
+                  "ci_low": NAN, "ci_high": NAN}]
     return rows
 
 
@@ -146,27 +266,33 @@ def plot_cindex(metrics: pd.DataFrame, out_png: str | Path, metric: str = "cinde
 
 
 def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
-                    out_cindex_png: str | Path, km_pngs: dict[str, str], n_boot: int = 1000,
-                    seed: int = 0, task: Task | None = None) -> pd.DataFrame:
-    """``predictions``: model -> its per-fold predictions.tsv files; ``km_pngs``: model ->
-    output path of its Kaplan-Meier plot (ROC curve for a binary task)."""
+                    out_cindex_png: str | Path, km_pngs: dict[str, str],
+                    params: EvalParams | None = None, task: Task | None = None
+                    ) -> pd.DataFrame:
+    """``predictions``: model -> its per-fold predictions.tsv files (each with its meta.json
+    beside it for survival tasks); ``km_pngs``: model -> output path of its Kaplan-Meier plot
+    (ROC curve for a binary task)."""
     task = task or Task()
-    rows: list[dict[str, object]] = []
+    params = params or EvalParams()
+    rows: list[dict[str, Any]] = []
+    tests = {}
     for model, files in predictions.items():
         preds = read_predictions(files)
+        tests[model] = _test_rows(model, preds)
         if task.type == "binary":
-            rows += binary_metrics(model, preds, n_boot, seed)
-            plot_roc(_test_rows(model, preds), f"{model}: out-of-fold {task.name}",
-                     km_pngs[model])
+            rows += binary_metrics(model, preds, params)
+            plot_roc(tests[model], f"{model}: out-of-fold {task.name}", km_pngs[model])
             continue
-        model_rows = survival_metrics(model, preds, n_boot, seed)
-        groups = risk_groups(preds)
-        p = plot_km(groups, f"{model}: out-of-fold risk groups", km_pngs[model])
+        has_meta = all(Path(f).with_name("meta.json").exists() for f in files)
+        model_rows = survival_metrics(model, preds, params, fold_cuts(files) if has_meta
+                                      else None)
+        p = plot_km(risk_groups(preds), f"{model}: out-of-fold risk groups", km_pngs[model])
         model_rows.append({**model_rows[0], "metric": "logrank_p", "value": p,
-                           "ci_low": float("nan"), "ci_high": float("nan")})
+                           "ci_low": NAN, "ci_high": NAN})
         rows += model_rows
         log.info("%s: c-index %.3f [%.3f, %.3f], log-rank p %.3g", model,
                  model_rows[0]["value"], model_rows[0]["ci_low"], model_rows[0]["ci_high"], p)
+    rows += compare_to_reference(tests, task, params)
     metrics = pd.DataFrame(rows, columns=COLUMNS)
     write_tsv(out_metrics, metrics)
     plot_cindex(metrics, out_cindex_png, "auc" if task.type == "binary" else "cindex")

@@ -22,6 +22,7 @@ from histodistill import __version__
 from histodistill.io import write_text
 from histodistill.models.catalog import with_teachers
 from histodistill.provenance import versions
+from histodistill.report.tables import comparison_table, model_table
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
 from histodistill.training.task import Task
@@ -31,8 +32,9 @@ DISTRIBUTIONS = ("snakemake", "torch", "timm", "openslide-python", "openslide-bi
                  "pandas")
 
 
-def data_uri(png: str | Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
+def data_uri(image: str | Path) -> str:
+    mime = "image/jpeg" if Path(image).suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(Path(image).read_bytes()).decode("ascii")
 
 
 def _fmt(v: Any) -> str:
@@ -125,13 +127,30 @@ def _training_sentences(cfg: dict[str, Any]) -> list[str]:
     ]
 
 
+def attention_figures(attention_dirs: list[str | Path]) -> dict[str, list[dict[str, str]]]:
+    """model -> its attention figures (written by the attention rule), as data URIs."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for d in map(Path, attention_dirs):
+        index = pd.read_csv(d / "index.tsv", sep="\t", dtype={"patient": str, "slide": str})
+        out[d.name] = [{
+            "caption": f"{r.group}-risk #{r.rank}: patient {r.patient} (fold {r.fold}, risk "
+                       f"{r.risk:.3g}), slide {r.slide}, {r.n_patches} patches; GeoJSON: "
+                       f"{r.stem}_attention.geojson",
+            "overlay": data_uri(d / f"{r.stem}_overlay.png"),
+            "top": data_uri(d / f"{r.stem}_top_patches.jpg"),
+        } for r in index.itertuples(index=False)]
+    return out
+
+
 def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                  cindex_png: str | Path, km_pngs: dict[str, str], rna_qc_png: str | Path,
                  rna_summary_json: str | Path, heatmap_png: str | Path,
                  coverage_tsv: str | Path, samples_tsv: str | Path, clinical_tsv: str | Path,
                  pathways_parquet: str | Path, feature_h5s: list[str],
                  tissue_qc_pngs: dict[str, str], wsi_only: list[str],
-                 out_html: str | Path) -> None:
+                 out_html: str | Path, attention_dirs: list[str | Path] = (),
+                 mope: tuple[str | Path, str | Path] | None = None) -> None:
+    """``mope``: (plot, table) of MoPE's pathway summary, when MoPE was trained."""
     clinical = read_clinical(clinical_tsv)
     slides = read_samples(samples_tsv, check_files=False)
     rna_patients = set(load_scores(pathways_parquet).index)
@@ -178,7 +197,13 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
     if binary:
         labels = task.labels(clinical, clinical_tsv).loc[patients]
         summary[f"{task.name}: positive / known"] = f"{int(labels.sum())} / {labels.notna().sum()}"
-    cols = list(metrics.columns)
+    table_cols, table_rows = model_table(metrics)
+    mope_rows = []
+    if mope is not None:
+        top = pd.read_csv(mope[1], sep="\t").head(10)
+        mope_rows = [{"pathway": r.pathway, "usage": _fmt(r.usage_mean),
+                      "high": _fmt(r.usage_high_risk), "low": _fmt(r.usage_low_risk),
+                      "r2": _fmt(r.reconstructibility_mean)} for r in top.itertuples()]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(files("histodistill.report").joinpath("template.html.j2")
                                .read_text(encoding="utf-8"))
@@ -186,8 +211,16 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         cohort=cohort, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         versions={"histodistill": __version__, **versions(*DISTRIBUTIONS)},
         warnings=warnings, summary=summary, n_folds=cfg["splits"]["n_folds"],
-        n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only, metric_columns=cols,
+        n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only,
+        metric_columns=list(metrics.columns),
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
+        table_columns=table_cols, table_rows=table_rows,
+        comparisons=comparison_table(metrics),
+        reference=cfg["evaluate"].get("reference", "wsi_abmil"),
+        horizons=", ".join(f"{h:g}" for h in cfg["evaluate"].get("horizons", [])),
+        uno_tau=cfg["evaluate"].get("uno_tau"),
+        attention=attention_figures(attention_dirs),
+        mope_png=data_uri(mope[0]) if mope else None, mope_rows=mope_rows,
         cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.endpoint,
         headline="ROC AUC" if binary else "c-index",
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},

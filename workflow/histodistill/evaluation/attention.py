@@ -1,0 +1,159 @@
+"""Where the histology-only models look: attention maps of the highest- and lowest-risk
+out-of-fold patients.
+
+Each patient is drawn with the model of the fold in which it was a *test* patient, on every
+patch of its slides and without the privileged vector (exactly the inference path). Per slide
+the output folder holds ``{model}_{group}{rank}_{slide}_overlay.png`` (thumbnail with the
+attention, plus MoPE's most used experts or G-HANet's gene-group maps),
+``..._top_patches.jpg`` (the most attended patches at full resolution) and
+``..._attention.geojson`` (every patch with every map as a QuPath measurement); ``index.tsv``
+lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from histodistill.errors import InputError
+from histodistill.evaluation.evaluate import read_predictions
+from histodistill.evaluation.heatmaps import (
+    SlidePatches,
+    attention_geojson,
+    overlay_png,
+    top_patches_jpg,
+)
+from histodistill.io import write_tsv
+from histodistill.models.survival import risk_score
+from histodistill.sheets import patient_slides, read_samples
+from histodistill.training.data import usable_slides
+from histodistill.training.fold import load_trained
+from histodistill.training.loop import RawBag
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ["model", "group", "rank", "patient", "fold", "risk", "slide", "n_patches",
+                 "top_patches", "stem"]
+OVERLAY_EXTRA_MAPS = 5  # expert / group panels drawn besides the attention (all go to GeoJSON)
+
+
+def select_patients(test: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The ``n`` highest- and ``n`` lowest-risk test patients (no patient twice)."""
+    ranked = test.sort_values(["risk", "patient"], ascending=[False, True])
+    high = ranked.head(n).assign(group="high")
+    low = ranked.iloc[len(high):].tail(n).iloc[::-1].assign(group="low")
+    out = pd.concat([high, low], ignore_index=True)
+    out["rank"] = out.groupby("group").cumcount() + 1
+    return out[["group", "rank", "patient", "fold", "risk"]]
+
+
+def read_patches(slide_id: str, h5_path: str | Path, slide_path: Path
+                 ) -> tuple[SlidePatches, np.ndarray]:
+    with h5py.File(h5_path, "r") as f:
+        if "coords" not in f or "features" not in f:
+            raise InputError(f"{h5_path}: no coords/features; re-run extract_features")
+        coords = f["coords"][:].astype(np.int64)
+        size0 = int(f["coords"].attrs["patch_size_level0"])
+        feats = f["features"][:]
+    return SlidePatches(slide_id, slide_path, coords, size0), feats
+
+
+def patient_maps(model: torch.nn.Module, transform, feats: np.ndarray, meta: dict
+                 ) -> tuple[dict[str, np.ndarray], list[str], float]:
+    """Every attention map of one bag (name -> (N,)), the names to draw, and the risk."""
+    with torch.no_grad():
+        out = model(transform(RawBag(feats, None)))
+    if out.attention is None:
+        raise InputError(f"{meta['model']} has no patch attention to draw")
+    maps = {"attention": out.attention.cpu().numpy()}
+    drawn = ["attention"]
+    pathways = meta["pathways"]
+    if "expert_attention" in out.extras:  # MoPE: one map per pathway expert
+        usage = out.extras["usage"].cpu().numpy()
+        experts = out.extras["expert_attention"].cpu().numpy()
+        for p, name in enumerate(pathways):
+            maps[f"expert:{name}"] = experts[p]
+        top = np.argsort(-usage, kind="stable")[:OVERLAY_EXTRA_MAPS]
+        drawn += [f"expert:{pathways[p]}" for p in top]
+    if "group_attention" in out.extras:  # G-HANet: one map per group of the privileged vector
+        groups = out.extras["group_attention"].cpu().numpy()
+        for g in range(len(groups)):
+            maps[f"group:{g + 1}"] = groups[g]
+        drawn += [f"group:{g + 1}" for g in range(min(len(groups), OVERLAY_EXTRA_MAPS))]
+    risk = float(risk_score(out.logits)) if meta["task"]["type"] == "survival" else \
+        float(torch.sigmoid(out.logits).reshape(()))
+    return maps, drawn, risk
+
+
+def write_attention(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
+                    feature_h5s: list[str], out_dir: str | Path, n_patients: int) -> pd.DataFrame:
+    """Maps of the ``n_patients`` highest- and lowest-risk patients into ``out_dir`` (written
+    to a temporary folder and moved into place whole)."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        index = _write_all(model_name, prediction_files, samples_tsv, feature_h5s, tmp,
+                           n_patients)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return index
+
+
+def _write_all(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
+               feature_h5s: list[str], out: Path, n_patients: int) -> pd.DataFrame:
+    preds = read_predictions(prediction_files)
+    chosen = select_patients(preds[preds["role"] == "test"], n_patients)
+    samples = read_samples(samples_tsv, check_files=False)
+    slides_of = patient_slides(samples)
+    usable_slides(slides_of, feature_h5s)
+    h5_of = {Path(p).stem: p for p in feature_h5s}
+    dirs = {int(pd.read_csv(f, sep="\t", usecols=["fold"], nrows=1).iat[0, 0]): Path(f).parent
+            for f in prediction_files}
+    rows = []
+    for pick in chosen.itertuples(index=False):
+        model, transform, meta = load_trained(dirs[int(pick.fold)])
+        slides = [read_patches(s, h5_of[s], samples[s].path) for s in slides_of[pick.patient]]
+        if not slides:
+            raise InputError(f"patient {pick.patient} has no usable slide to draw")
+        maps, drawn, risk = patient_maps(model, transform,
+                                         np.concatenate([f for _, f in slides]), meta)
+        if not np.isclose(risk, pick.risk, rtol=1e-4, atol=1e-5):
+            raise InputError(f"{model_name} fold {pick.fold}: patient {pick.patient} gets risk "
+                             f"{risk:.6g} now but {pick.risk:.6g} in predictions.tsv; the model "
+                             "or features changed - re-run train")
+        start = 0
+        for patches, feats in slides:
+            part = slice(start, start + len(feats))
+            start += len(feats)
+            slide_maps = {k: v[part] for k, v in maps.items()}
+            stem = f"{model_name}_{pick.group}{pick.rank}_{patches.slide_id}"
+            title = (f"{model_name}, fold {pick.fold}: {pick.group}-risk #{pick.rank} "
+                     f"{pick.patient} (risk {pick.risk:.3g}), slide {patches.slide_id}")
+            overlay_png(patches, {k: slide_maps[k] for k in drawn}, title,
+                        out / f"{stem}_overlay.png")
+            top = top_patches_jpg(patches, slide_maps["attention"], title,
+                                  out / f"{stem}_top_patches.jpg")
+            attention_geojson(patches, slide_maps,
+                              {"model": model_name, "patient": pick.patient,
+                               "fold": int(pick.fold), "risk_group": pick.group,
+                               "risk": float(pick.risk)}, out / f"{stem}_attention.geojson")
+            rows.append({"model": model_name, "group": pick.group, "rank": pick.rank,
+                         "patient": pick.patient, "fold": int(pick.fold), "risk": pick.risk,
+                         "slide": patches.slide_id, "n_patches": len(feats),
+                         "top_patches": ",".join(map(str, top)), "stem": stem})
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    write_tsv(out / "index.tsv", index)
+    log.info("%s: attention maps of %d patients, %d slides", model_name, len(chosen), len(rows))
+    return index

@@ -1,0 +1,83 @@
+"""MoPE across the cohort: which pathway experts the student uses, and how well histology
+reconstructs each pathway.
+
+* usage: mean of the out-of-fold ``usage:{pathway}`` columns of test patients, overall and in
+  the high/low risk groups (training-median threshold, as for the Kaplan-Meier curves);
+* reconstructibility: the cross-validated ridge R^2 from mean patch features to each pathway,
+  fitted on each fold's training patients (``meta.json`` structure), mean and SD over folds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from histodistill.errors import InputError  # noqa: E402
+from histodistill.evaluation.evaluate import read_predictions  # noqa: E402
+from histodistill.evaluation.km import risk_groups  # noqa: E402
+from histodistill.io import atomic_path, write_tsv  # noqa: E402
+
+SHOWN = 15  # pathways in the plot
+
+
+def mope_table(prediction_files: list[str | Path]) -> pd.DataFrame:
+    preds = read_predictions(prediction_files)
+    cols = [c for c in preds.columns if c.startswith("usage:")]
+    if not cols:
+        raise InputError(f"{prediction_files[0]}: no usage:* columns; is this a MoPE model?")
+    test = risk_groups(preds)
+    names = [c.removeprefix("usage:") for c in cols]
+    recon = []
+    for f in prediction_files:
+        meta = json.loads(Path(f).with_name("meta.json").read_text(encoding="utf-8"))
+        weights = meta.get("structure", {}).get("reconstructibility")
+        if weights is None or meta["pathways"] != names:
+            raise InputError(f"{Path(f).with_name('meta.json')}: no reconstructibility for "
+                             "the pathways of its predictions; re-run train")
+        recon.append(weights)
+    r = np.asarray(recon, dtype=np.float64)
+    table = pd.DataFrame({
+        "pathway": names,
+        "usage_mean": test[cols].mean().to_numpy(),
+        "usage_high_risk": test.loc[test["high_risk"], cols].mean().to_numpy(),
+        "usage_low_risk": test.loc[~test["high_risk"], cols].mean().to_numpy(),
+        "reconstructibility_mean": r.mean(axis=0),
+        "reconstructibility_sd": r.std(axis=0, ddof=1) if len(r) > 1 else np.nan,
+    })
+    return table.sort_values("usage_mean", ascending=False, ignore_index=True)
+
+
+def plot_mope(table: pd.DataFrame, out_png: str | Path) -> None:
+    top = table.head(SHOWN).iloc[::-1]
+    y = np.arange(len(top))
+    fig, (ax_u, ax_r) = plt.subplots(1, 2, figsize=(10, 0.8 + 0.32 * len(top)), sharey=True)
+    ax_u.barh(y - 0.2, top["usage_high_risk"], 0.4, color="#c44e52", label="high risk")
+    ax_u.barh(y + 0.2, top["usage_low_risk"], 0.4, color="#4c72b0", label="low risk")
+    ax_u.axvline(1 / len(table), color="#999999", ls="--", lw=1, label="uniform")
+    ax_u.set(yticks=y, yticklabels=[p.removeprefix("HALLMARK_") for p in top["pathway"]],
+             xlabel="mean expert usage (out-of-fold)")
+    ax_u.legend(fontsize=7, frameon=False)
+    ax_r.barh(y, top["reconstructibility_mean"], xerr=top["reconstructibility_sd"],
+              color="#55a868", capsize=2)
+    ax_r.axvline(0, color="#999999", lw=1)
+    ax_r.set(xlabel="reconstructibility from histology (CV ridge R², mean ± SD over folds)")
+    fig.suptitle(f"MoPE: the {len(top)} most used of {len(table)} pathway experts", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def summarise_mope(prediction_files: list[str | Path], out_tsv: str | Path,
+                   out_png: str | Path) -> pd.DataFrame:
+    table = mope_table(prediction_files)
+    write_tsv(out_tsv, table)
+    plot_mope(table, out_png)
+    return table
