@@ -52,6 +52,19 @@ def test_cindex_equals_brute_force_with_ties():
         brute_force_cindex(time, event, risk), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_cindex_is_identical_to_scikit_survival(seed):
+    from sksurv.metrics import concordance_index_censored
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 3000))
+    time = np.round(rng.exponential(20, n), int(rng.integers(0, 3)))  # tied times too
+    event = rng.integers(0, 2, n).astype(bool)
+    risk = np.round(rng.normal(size=n), int(rng.integers(1, 4)))  # tied risks too
+    ours = harrell_cindex(time, event, risk)
+    assert ours == concordance_index_censored(event, time, risk)[0]  # to the last bit
+
+
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(1)
     time, event = rng.exponential(10, 200), rng.integers(0, 2, 200)
@@ -112,6 +125,11 @@ def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
     assert np.isnan(by.loc["td_auc_1e+06", "value"])  # beyond the follow-up: NaN, not a crash
     assert 0 < by.loc["ibs", "value"] < 0.5
     assert (tmp_path / "km.png").stat().st_size > 1000
+    twice = evaluate_cohort({"m": files, "m2": files}, tmp_path / "m2.tsv", tmp_path / "c2.png",
+                            {"m": str(tmp_path / "km1.png"), "m2": str(tmp_path / "km2.png")},
+                            EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)), threads=2)
+    pd.testing.assert_frame_equal(  # processes change nothing
+        twice[twice["model"] == "m"].reset_index(drop=True), metrics)
 
 
 def _censoring_km(time, event):

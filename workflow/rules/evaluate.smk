@@ -32,7 +32,7 @@ rule evaluate:
         "results/{cohort}/benchmarks/evaluate.tsv"
     log:
         "results/{cohort}/logs/evaluate.log",
-    threads: 1
+    threads: 4
     resources:
         mem_mb=scaled_mem(2000),
         runtime=20,

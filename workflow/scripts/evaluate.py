@@ -10,4 +10,4 @@ with rule_context(snakemake.log[0], snakemake.threads):
                     snakemake.output.cindex,
                     dict(zip(snakemake.params.models, snakemake.output.km, strict=True)),
                     EvalParams.from_config(snakemake.params.evaluate),
-                    task=Task.from_config(snakemake.params.task))
+                    task=Task.from_config(snakemake.params.task), threads=snakemake.threads)

@@ -50,10 +50,11 @@ from histodistill.evaluation.curves import (  # noqa: E402
 from histodistill.evaluation.km import plot_km, risk_groups  # noqa: E402
 from histodistill.evaluation.metrics import (  # noqa: E402
     bootstrap_ci,
+    bootstrap_cis,
     harrell_cindex,
     integrated_brier,
     paired_bootstrap,
-    td_auc,
+    td_aucs,
     uno_cindex,
 )
 from histodistill.io import atomic_path, write_tsv  # noqa: E402
@@ -101,6 +102,26 @@ def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalPar
     return {**base, "metric": name, "value": value, "ci_low": lo, "ci_high": hi}
 
 
+def _td_auc_rows(base: dict[str, Any], t: np.ndarray, e: np.ndarray, r: np.ndarray,
+                 params: EvalParams) -> list[dict[str, Any]]:
+    """One row per horizon; all horizons come from one fit per bootstrap resample."""
+    if not params.horizons:
+        return []
+    values = td_aucs(t, e, r, params.horizons)
+    lo, hi = bootstrap_cis(lambda i: td_aucs(t[i], e[i], r[i], params.horizons), len(t),
+                           params.n_bootstrap, params.seed)
+    rows = []
+    for k, h in enumerate(params.horizons):
+        if not np.isfinite(values[k]):
+            log.warning("%s: td_auc at %g months is undefined (outside the follow-up "
+                        "[%.3g, %.3g) or no event before it); written as NaN", base["model"],
+                        h, t.min(), t.max())
+            lo[k] = hi[k] = NAN
+        rows.append({**base, "metric": f"td_auc_{h:g}", "value": float(values[k]),
+                     "ci_low": float(lo[k]), "ci_high": float(hi[k])})
+    return rows
+
+
 def headline_stat(task: Task, test: pd.DataFrame) -> Stat:
     """The task's headline metric as a function of patient indices into ``test``."""
     if task.type == "binary":
@@ -131,9 +152,7 @@ def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
     rows = [_metric(base, "cindex", headline_stat(Task(), test), n, params),
             _metric(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], params.uno_tau),
                     n, params)]
-    for h in params.horizons:
-        rows.append(_metric(base, f"td_auc_{h:g}", lambda i, h=h: td_auc(t[i], e[i], r[i], h),
-                            n, params))
+    rows += _td_auc_rows(base, t, e, r, params)
     if surv is not None:
         rows.append(_metric(base, "ibs", lambda i: integrated_brier(t[i], e[i], surv[i], grid),
                             n, params))
@@ -265,27 +284,43 @@ def plot_cindex(metrics: pd.DataFrame, out_png: str | Path, metric: str = "cinde
     plt.close(fig)
 
 
+def _model_metrics(model: str, files: list[str], params: EvalParams, task: Task
+                   ) -> list[dict[str, Any]]:
+    preds = read_predictions(files)
+    if task.type == "binary":
+        return binary_metrics(model, preds, params)
+    has_meta = all(Path(f).with_name("meta.json").exists() for f in files)
+    return survival_metrics(model, preds, params, fold_cuts(files) if has_meta else None)
+
+
 def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
                     out_cindex_png: str | Path, km_pngs: dict[str, str],
-                    params: EvalParams | None = None, task: Task | None = None
-                    ) -> pd.DataFrame:
+                    params: EvalParams | None = None, task: Task | None = None,
+                    threads: int = 1) -> pd.DataFrame:
     """``predictions``: model -> its per-fold predictions.tsv files (each with its meta.json
     beside it for survival tasks); ``km_pngs``: model -> output path of its Kaplan-Meier plot
-    (ROC curve for a binary task)."""
+    (ROC curve for a binary task). Models are evaluated in ``threads`` processes (the
+    bootstraps dominate; the result does not depend on ``threads``)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     task = task or Task()
     params = params or EvalParams()
+    models = list(predictions)
+    args = ([predictions[m] for m in models], [params] * len(models), [task] * len(models))
+    if threads > 1 and len(models) > 1:
+        with ProcessPoolExecutor(min(threads, len(models))) as pool:
+            per_model = list(pool.map(_model_metrics, models, *args))
+    else:
+        per_model = list(map(_model_metrics, models, *args))
     rows: list[dict[str, Any]] = []
     tests = {}
-    for model, files in predictions.items():
-        preds = read_predictions(files)
+    for model, model_rows in zip(models, per_model, strict=True):
+        preds = read_predictions(predictions[model])
         tests[model] = _test_rows(model, preds)
         if task.type == "binary":
-            rows += binary_metrics(model, preds, params)
             plot_roc(tests[model], f"{model}: out-of-fold {task.name}", km_pngs[model])
+            rows += model_rows
             continue
-        has_meta = all(Path(f).with_name("meta.json").exists() for f in files)
-        model_rows = survival_metrics(model, preds, params, fold_cuts(files) if has_meta
-                                      else None)
         p = plot_km(risk_groups(preds), f"{model}: out-of-fold risk groups", km_pngs[model])
         model_rows.append({**model_rows[0], "metric": "logrank_p", "value": p,
                            "ci_low": NAN, "ci_high": NAN})
