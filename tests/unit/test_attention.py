@@ -11,6 +11,7 @@ import pytest
 
 from histodistill.errors import InputError
 from histodistill.evaluation.attention import select_patients, write_attention
+from histodistill.evaluation.group_summary import reconstruction_by_patient, summarise_ghanet
 from histodistill.evaluation.heatmaps import percentile
 from histodistill.evaluation.pathway_summary import summarise_mope
 
@@ -90,3 +91,21 @@ def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
     assert first["reconstructibility_mean"] == pytest.approx(
         np.mean([m["structure"]["reconstructibility"][k] for m in metas]))
     assert (tmp_path / "mope.png").stat().st_size > 5000
+
+
+def test_ghanet_groups_reconstructed_on_test_patients_only(tiny_pipeline, trained, tmp_path):
+    p = tiny_pipeline
+    args = (trained["ghanet"], p["clinical"], p["samples"], p["features"], p["pathways"])
+    per_patient = reconstruction_by_patient(*args)
+    for f in trained["ghanet"]:
+        preds = pd.read_csv(f, sep="\t", dtype={"patient": str})
+        fold = int(preds["fold"].iloc[0])
+        test = set(preds.loc[preds["role"] == "test", "patient"])
+        assert set(per_patient.loc[per_patient["fold"] == fold, "patient"]) <= test
+    assert per_patient["cosine"].between(-1, 1).all() and (per_patient["mse"] >= 0).all()
+    table = summarise_ghanet(*args, tmp_path / "g.tsv", tmp_path / "g.png")
+    meta = json.loads(Path(trained["ghanet"][0]).with_name("meta.json").read_text())
+    first = table[(table["fold"] == meta["fold"]) & (table["group"] == 1)].iloc[0]
+    assert first["members"] == ", ".join(meta["pathways"][i]
+                                         for i in meta["structure"]["groups"][0])
+    assert (tmp_path / "g.png").stat().st_size > 5000

@@ -15,6 +15,7 @@ import yaml
 from conftest import REPO
 from histodistill.evaluation.attention import write_attention
 from histodistill.evaluation.evaluate import EvalParams, evaluate_cohort
+from histodistill.evaluation.group_summary import summarise_ghanet
 from histodistill.evaluation.pathway_summary import summarise_mope
 from histodistill.report.html import build_report
 
@@ -33,6 +34,8 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
         write_attention(m, preds[m], p["samples"], p["features"], out / "attention" / m, 1)
         attention.append(out / "attention" / m)
     summarise_mope(preds["mope"], out / "mope.tsv", out / "mope.png")
+    summarise_ghanet(preds["ghanet"], p["clinical"], p["samples"], p["features"],
+                     p["pathways"], out / "ghanet.tsv", out / "ghanet.png")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     defaults = {"wsi": {"segmentation": {"thumbnail_mpp": 8.0, "glass_margin": 15,
                                          "min_component_um2": 40000.0},
@@ -47,15 +50,16 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
                  p["rna_summary"], p["heatmap"], p["coverage"],
                  p["samples"], p["clinical"], p["pathways"], p["features"],
                  dict(list(p["tissue_qc"].items())[:2]), list(MODELS), html_path,
-                 attention_dirs=attention, mope=(out / "mope.png", out / "mope.tsv"))
+                 attention_dirs=attention, mope=(out / "mope.png", out / "mope.tsv"),
+                 ghanet=(out / "ghanet.png", out / "ghanet.tsv"))
     return html_path
 
 
 def test_report_is_self_contained_and_complete(report):
     html = report.read_text()
     assert "RANDOMLY INITIALISED" in html
-    for table in ("metrics", "comparison", "metrics-long", "mope", "cohort-summary", "slides",
-                  "versions"):
+    for table in ("metrics", "comparison", "metrics-long", "mope", "ghanet", "cohort-summary",
+                  "slides", "versions"):
         assert f'id="{table}"' in html, table
     assert re.search(r"ghanet</td><td class=\"l\">wsi_abmil</td><td>\d+</td><td>-?\d\.\d{3} "
                      r"\[-?\d\.\d{3}, -?\d\.\d{3}\]", html)  # difference [CI] vs the floor

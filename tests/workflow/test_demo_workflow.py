@@ -41,6 +41,7 @@ def test_reports_and_metrics_for_every_cohort(run):
         assert metrics["value"].notna().all()
         assert {"cindex_uno", "td_auc_6", "td_auc_12", "ibs",
                 "cindex_diff_vs_wsi_abmil"} <= set(metrics["metric"])
+        assert 'id="comparison"' in html and 'id="ghanet"' in html and 'id="mope"' in html
         assert 'id="comparison"' in html and html.count('alt="attention ') == \
             2 * len(HISTOLOGY_ONLY)  # the highest- and lowest-risk patient of each
         for model in HISTOLOGY_ONLY:
@@ -74,7 +75,7 @@ def test_deleting_one_slides_features_reruns_only_that_slide_and_dependents(run)
     expected |= {("train", (("cohort", "a"), ("fold", str(k)), ("model", m)))
                  for m in MODELS_WITH_WSI for k in (0, 1)}
     expected |= {("attention", (("cohort", "a"), ("model", m))) for m in HISTOLOGY_ONLY}
-    expected.add(("mope_summary", (("cohort", "a"),)))
+    expected |= {("mope_summary", (("cohort", "a"),)), ("ghanet_summary", (("cohort", "a"),))}
     assert jobs == expected
 
 
@@ -98,7 +99,7 @@ def test_changing_one_cohorts_inputs_reruns_only_that_cohort(run):
     assert cohorts == {"b"}
     rules = {rule for rule, _ in jobs}
     assert rules == {"normalise_rna", "score_pathways", "make_splits", "train", "evaluate",
-                     "attention", "mope_summary", "report", "all"}
+                     "attention", "mope_summary", "ghanet_summary", "report", "all"}
 
 
 def test_lint_passes():

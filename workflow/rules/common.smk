@@ -53,6 +53,7 @@ CODE = {
                           "evaluation/curves.py", "evaluation/pathway_summary.py",
                           "training/task.py", "params.py"),
     "attention": code_hash("evaluation/attention.py", "evaluation/heatmaps.py",
+                           "evaluation/group_summary.py", "training/privileged.py",
                            "evaluation/evaluate.py", "models", "training", "sheets.py",
                            "wsi/slide.py", "wsi/status.py"),
     "report": code_hash("report", "sheets.py", "rna/pathways.py", "models/catalog.py",
@@ -227,6 +228,8 @@ def report_inputs(wc):
         "attention": [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS],
         "mope": [f"results/{c}/plots/mope_pathways.png", f"results/{c}/mope_pathways.tsv"]
         if "mope" in MODELS else [],
+        "ghanet": [f"results/{c}/plots/ghanet_groups.png", f"results/{c}/ghanet_groups.tsv"]
+        if "ghanet" in MODELS else [],
     }
 
 

@@ -105,6 +105,40 @@ rule mope_summary:
         "../scripts/summarise_mope.py"
 
 
+rule ghanet_summary:
+    input:
+        predictions=lambda wc: predictions(wc.cohort)["ghanet"],
+        checkpoints=lambda wc: [
+            f"{model_dir(wc.cohort, 'ghanet', k)}/{name}"
+            for k in FOLDS
+            for name in ("model.pt", "meta.json")
+        ],
+        clinical=lambda wc: COHORTS[wc.cohort]["clinical"],
+        samples=lambda wc: COHORTS[wc.cohort]["samples"],
+        features=lambda wc: feature_files(wc.cohort),
+        pathways=f"results/{{cohort}}/rna/pathways_{GENESET}.parquet",
+    output:
+        tsv="results/{cohort}/ghanet_groups.tsv",
+        png=report(
+            "results/{cohort}/plots/ghanet_groups.png",
+            caption="../report/ghanet_groups.rst",
+            category="Attention",
+            subcategory="{cohort}",
+        ),
+    params:
+        code=CODE["attention"],
+    log:
+        "results/{cohort}/logs/ghanet_summary.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(3000),
+        runtime=30,
+    conda:
+        "../../envs/attention.yaml"
+    script:
+        "../scripts/summarise_ghanet.py"
+
+
 rule report:
     input:
         unpack(report_inputs),

@@ -149,8 +149,10 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                  pathways_parquet: str | Path, feature_h5s: list[str],
                  tissue_qc_pngs: dict[str, str], wsi_only: list[str],
                  out_html: str | Path, attention_dirs: list[str | Path] = (),
-                 mope: tuple[str | Path, str | Path] | None = None) -> None:
-    """``mope``: (plot, table) of MoPE's pathway summary, when MoPE was trained."""
+                 mope: tuple[str | Path, str | Path] | None = None,
+                 ghanet: tuple[str | Path, str | Path] | None = None) -> None:
+    """``mope`` / ``ghanet``: (plot, table) of MoPE's pathway summary and G-HANet's group
+    reconstructibility, when those models were trained."""
     clinical = read_clinical(clinical_tsv)
     slides = read_samples(samples_tsv, check_files=False)
     rna_patients = set(load_scores(pathways_parquet).index)
@@ -198,6 +200,13 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         labels = task.labels(clinical, clinical_tsv).loc[patients]
         summary[f"{task.name}: positive / known"] = f"{int(labels.sum())} / {labels.notna().sum()}"
     table_cols, table_rows = model_table(metrics)
+    ghanet_rows = []
+    if ghanet is not None:
+        groups = pd.read_csv(ghanet[1], sep="\t")
+        ghanet_rows = [{"fold": r.fold, "group": r.group, "n": r.n_patients,
+                        "cos": _fmt(r.cosine_mean), "sd": _fmt(r.cosine_sd),
+                        "mse": _fmt(r.mse_mean), "members": r.members}
+                       for r in groups.itertuples()]
     mope_rows = []
     if mope is not None:
         top = pd.read_csv(mope[1], sep="\t").head(10)
@@ -221,6 +230,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         uno_tau=cfg["evaluate"].get("uno_tau"),
         attention=attention_figures(attention_dirs),
         mope_png=data_uri(mope[0]) if mope else None, mope_rows=mope_rows,
+        ghanet_png=data_uri(ghanet[0]) if ghanet else None, ghanet_rows=ghanet_rows,
         cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.endpoint,
         headline="ROC AUC" if binary else "c-index",
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
