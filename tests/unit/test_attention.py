@@ -47,7 +47,7 @@ def test_attention_maps_images_and_geojson(tiny_pipeline, trained, tmp_path, mod
     for patient, rows in index.groupby("patient"):
         total = 0.0
         for row in rows.itertuples():
-            assert (out / f"{row.stem}_overlay.png").stat().st_size > 5000
+            assert (out / f"{row.stem}_overlay.jpg").stat().st_size > 5000
             assert (out / f"{row.stem}_top_patches.jpg").stat().st_size > 5000
             doc = json.loads((out / f"{row.stem}_attention.geojson").read_text())
             assert len(doc["features"]) == row.n_patches

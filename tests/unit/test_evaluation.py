@@ -309,3 +309,22 @@ def test_binary_metrics_threshold_comes_from_training_rows(tmp_path):
     assert expected > 0.6
     assert metrics.loc["auc", "n_events"] == int(test["label"].sum())
     assert (tmp_path / "roc_m.png").stat().st_size > 0
+
+
+def test_binary_comparison_is_paired_on_auc():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 120)
+    good = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 120), 0, 1)
+    noise = rng.uniform(size=120)
+    frame = pd.DataFrame({"patient": [f"p{i}" for i in range(120)], "label": y, "fold": 0})
+    rows = compare_to_reference({"wsi_abmil": frame.assign(risk=noise),
+                                 "x": frame.assign(risk=good)}, Task("binary", "node"),
+                                EvalParams(n_bootstrap=200))
+    diff = {r["metric"]: r for r in rows}
+    assert diff["auc_diff_vs_wsi_abmil"]["value"] == pytest.approx(
+        roc_auc_score(y, good) - roc_auc_score(y, noise))
+    assert diff["auc_diff_vs_wsi_abmil"]["ci_low"] > 0
+    assert diff["auc_diff_p_vs_wsi_abmil"]["value"] < 0.01
+    assert diff["auc_diff_vs_wsi_abmil"]["n_events"] == int(y.sum())

@@ -51,6 +51,21 @@ def test_reports_and_metrics_for_every_cohort(run):
         assert len(logs) > 20
 
 
+def test_snakemake_report_collects_attention_and_captions(run):
+    """``snakemake --report`` registers the key outputs with their captions, attention maps
+    of every histology-only model included."""
+    import zipfile
+
+    workdir, config = run
+    snakemake(workdir, config, "--report", str(workdir / "smk_report.zip"))
+    with zipfile.ZipFile(workdir / "smk_report.zip") as z:
+        names = z.namelist()
+    for model in HISTOLOGY_ONLY:
+        assert any(n.endswith("_overlay.jpg") and f"/{model}_" in n for n in names), model
+    for name in ("metrics.tsv", "mope_pathways.png", "ghanet_groups.png", "report.html"):
+        assert any(n.endswith(name) for n in names), name
+
+
 def test_rerun_after_completion_does_nothing(run):
     workdir, config = run
     assert planned_jobs(workdir, config) == set()

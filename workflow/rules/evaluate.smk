@@ -55,7 +55,7 @@ rule attention:
     output:
         report(
             directory("results/{cohort}/attention/{model}"),
-            patterns=["{name}_overlay.png", "{name}_top_patches.jpg"],
+            patterns=["{name}_overlay.jpg", "{name}_top_patches.jpg"],
             caption="../report/attention.rst",
             category="Attention",
             subcategory="{cohort}",
@@ -93,6 +93,8 @@ rule mope_summary:
         ),
     params:
         code=CODE["evaluate"],
+    benchmark:
+        "results/{cohort}/benchmarks/mope_summary.tsv"
     log:
         "results/{cohort}/logs/mope_summary.log",
     threads: 1
@@ -127,6 +129,8 @@ rule ghanet_summary:
         ),
     params:
         code=CODE["attention"],
+    benchmark:
+        "results/{cohort}/benchmarks/ghanet_summary.tsv"
     log:
         "results/{cohort}/logs/ghanet_summary.log",
     threads: 1

@@ -3,7 +3,7 @@ out-of-fold patients.
 
 Each patient is drawn with the model of the fold in which it was a *test* patient, on every
 patch of its slides and without the privileged vector (exactly the inference path). Per slide
-the output folder holds ``{model}_{group}{rank}_{slide}_overlay.png`` (thumbnail with the
+the output folder holds ``{model}_{group}{rank}_{slide}_overlay.jpg`` (thumbnail with the
 attention, plus MoPE's most used experts or G-HANet's gene-group maps),
 ``..._top_patches.jpg`` (the most attended patches at full resolution) and
 ``..._attention.geojson`` (every patch with every map as a QuPath measurement); ``index.tsv``
@@ -27,7 +27,7 @@ from histodistill.evaluation.evaluate import read_predictions
 from histodistill.evaluation.heatmaps import (
     SlidePatches,
     attention_geojson,
-    overlay_png,
+    overlay_jpg,
     top_patches_jpg,
 )
 from histodistill.io import write_tsv
@@ -141,8 +141,8 @@ def _write_all(model_name: str, prediction_files: list[str], samples_tsv: str | 
             stem = f"{model_name}_{pick.group}{pick.rank}_{patches.slide_id}"
             title = (f"{model_name}, fold {pick.fold}: {pick.group}-risk #{pick.rank} "
                      f"{pick.patient} (risk {pick.risk:.3g}), slide {patches.slide_id}")
-            overlay_png(patches, {k: slide_maps[k] for k in drawn}, title,
-                        out / f"{stem}_overlay.png")
+            overlay_jpg(patches, {k: slide_maps[k] for k in drawn}, title,
+                        out / f"{stem}_overlay.jpg")
             top = top_patches_jpg(patches, slide_maps["attention"], title,
                                   out / f"{stem}_top_patches.jpg")
             attention_geojson(patches, slide_maps,

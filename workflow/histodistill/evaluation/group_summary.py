@@ -9,6 +9,7 @@ only, the reconstructions ``r_k``. Per group: the mean cosine similarity and MSE
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +29,8 @@ from histodistill.training.data import FeatureBank, usable_slides  # noqa: E402
 from histodistill.training.fold import load_trained  # noqa: E402
 from histodistill.training.loop import RawBag  # noqa: E402
 from histodistill.training.privileged import Privileged  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 def reconstruction_by_patient(prediction_files: list[str | Path], clinical_tsv: str | Path,
@@ -91,6 +94,9 @@ def summarise_ghanet(prediction_files: list[str | Path], clinical_tsv: str | Pat
                   cosine_sd=("cosine", "std"), mse_mean=("mse", "mean")).reset_index())
     table["members"] = [", ".join(members[f][g]) for f, g in zip(table["fold"], table["group"],
                                                                   strict=True)]
+    log.info("G-HANet: %d folds x groups, %d out-of-fold patients; cosine per group %.3f to "
+             "%.3f", len(table), per_patient["patient"].nunique(), table["cosine_mean"].min(),
+             table["cosine_mean"].max())
     write_tsv(out_tsv, table)
     plot_ghanet(table, out_png)
     return table

@@ -60,9 +60,10 @@ def _heat_layer(shape: tuple[int, int], patches: SlidePatches, scale: float,
     return layer
 
 
-def overlay_png(patches: SlidePatches, maps: dict[str, np.ndarray], title: str,
-                out_png: str | Path) -> None:
-    """One panel per map: the thumbnail with the map's percentiles in colour on the patches."""
+def overlay_jpg(patches: SlidePatches, maps: dict[str, np.ndarray], title: str,
+                out_jpg: str | Path) -> None:
+    """One panel per map: the thumbnail with the map's percentiles in colour on the patches
+    (JPEG: an H&E thumbnail is 3-4x smaller than as PNG, and the report embeds many)."""
     slide = openslide.OpenSlide(str(patches.path))
     try:
         thumb, scale = thumbnail(slide)
@@ -87,8 +88,8 @@ def overlay_png(patches: SlidePatches, maps: dict[str, np.ndarray], title: str,
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6,
                      label="attention percentile within slide")
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=80)
+    with atomic_path(out_jpg) as tmp:
+        fig.savefig(tmp, dpi=80, pil_kwargs={"quality": 85})
     plt.close(fig)
 
 

@@ -10,6 +10,7 @@ reconstructs each pathway.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +24,8 @@ from histodistill.errors import InputError  # noqa: E402
 from histodistill.evaluation.evaluate import read_predictions  # noqa: E402
 from histodistill.evaluation.km import risk_groups  # noqa: E402
 from histodistill.io import atomic_path, write_tsv  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 SHOWN = 15  # pathways in the plot
 
@@ -78,6 +81,10 @@ def plot_mope(table: pd.DataFrame, out_png: str | Path) -> None:
 def summarise_mope(prediction_files: list[str | Path], out_tsv: str | Path,
                    out_png: str | Path) -> pd.DataFrame:
     table = mope_table(prediction_files)
+    top = table.iloc[0]
+    log.info("MoPE: %d pathway experts; most used %s (usage %.3f, uniform %.3f; "
+             "reconstructibility R^2 %.3f)", len(table), top["pathway"], top["usage_mean"],
+             1 / len(table), top["reconstructibility_mean"])
     write_tsv(out_tsv, table)
     plot_mope(table, out_png)
     return table

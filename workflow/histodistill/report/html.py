@@ -136,7 +136,7 @@ def attention_figures(attention_dirs: list[str | Path]) -> dict[str, list[dict[s
             "caption": f"{r.group}-risk #{r.rank}: patient {r.patient} (fold {r.fold}, risk "
                        f"{r.risk:.3g}), slide {r.slide}, {r.n_patches} patches; GeoJSON: "
                        f"{r.stem}_attention.geojson",
-            "overlay": data_uri(d / f"{r.stem}_overlay.png"),
+            "overlay": data_uri(d / f"{r.stem}_overlay.jpg"),
             "top": data_uri(d / f"{r.stem}_top_patches.jpg"),
         } for r in index.itertuples(index=False)]
     return out
