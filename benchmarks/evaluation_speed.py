@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}")
-    print("| patients | seconds for one model + its paired comparison |")
+    print("| patients | seconds for one model (two models with the paired comparison) |")
     print("|---|---|")
     for n in args.patients:
         with tempfile.TemporaryDirectory() as tmp:
