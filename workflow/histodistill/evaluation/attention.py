@@ -31,11 +31,11 @@ from histodistill.evaluation.heatmaps import (
     top_patches_jpg,
 )
 from histodistill.io import write_tsv
-from histodistill.models.survival import risk_score
 from histodistill.sheets import patient_slides, read_samples
 from histodistill.training.data import usable_slides
 from histodistill.training.fold import load_trained
 from histodistill.training.loop import RawBag
+from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ def patient_maps(model: torch.nn.Module, transform, feats: np.ndarray, meta: dic
         for g in range(len(groups)):
             maps[f"group:{g + 1}"] = groups[g]
         drawn += [f"group:{g + 1}" for g in range(min(len(groups), OVERLAY_EXTRA_MAPS))]
-    risk = float(risk_score(out.logits)) if meta["task"]["type"] == "survival" else \
-        float(torch.sigmoid(out.logits).reshape(()))
-    return maps, drawn, risk
+    return maps, drawn, Task(**meta["task"]).prediction(out.logits)["risk"]
 
 
 def write_attention(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
@@ -113,17 +111,21 @@ def write_attention(model_name: str, prediction_files: list[str], samples_tsv: s
 
 def _write_all(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
                feature_h5s: list[str], out: Path, n_patients: int) -> pd.DataFrame:
-    preds = read_predictions(prediction_files)
+    per_fold = {Path(f).parent: read_predictions([f]) for f in prediction_files}
+    dirs = {int(df["fold"].iat[0]): d for d, df in per_fold.items()}
+    preds = pd.concat(per_fold.values(), ignore_index=True)
     chosen = select_patients(preds[preds["role"] == "test"], n_patients)
     samples = read_samples(samples_tsv, check_files=False)
     slides_of = patient_slides(samples)
     usable_slides(slides_of, feature_h5s)
     h5_of = {Path(p).stem: p for p in feature_h5s}
-    dirs = {int(pd.read_csv(f, sep="\t", usecols=["fold"], nrows=1).iat[0, 0]): Path(f).parent
-            for f in prediction_files}
+    trained = {}
     rows = []
     for pick in chosen.itertuples(index=False):
-        model, transform, meta = load_trained(dirs[int(pick.fold)])
+        fold = int(pick.fold)
+        if fold not in trained:
+            trained[fold] = load_trained(dirs[fold])
+        model, transform, meta = trained[fold]
         slides = [read_patches(s, h5_of[s], samples[s].path) for s in slides_of[pick.patient]]
         if not slides:
             raise InputError(f"patient {pick.patient} has no usable slide to draw")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class EvalParams:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> EvalParams:
         params = from_config(cls, cfg, "evaluate")
-        return cls(**{**cfg, "horizons": tuple(float(h) for h in params.horizons)})
+        return replace(params, horizons=tuple(float(h) for h in params.horizons))
 
 
 def read_predictions(files: list[str | Path]) -> pd.DataFrame:
@@ -88,8 +88,8 @@ def read_predictions(files: list[str | Path]) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalParams,
-            ci: bool = True) -> dict[str, Any]:
+def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalParams
+            ) -> dict[str, Any]:
     """One metrics.tsv row: ``stat`` on all ``n`` patients and its bootstrap CI. A metric that
     is undefined on these patients (e.g. a horizon beyond the follow-up) is NaN, logged."""
     try:
@@ -98,7 +98,7 @@ def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalPar
         log.warning("%s: %s is undefined here (%s); written as NaN", base["model"], name, exc)
         value = NAN
     lo, hi = bootstrap_ci(stat, n, params.n_bootstrap, params.seed) \
-        if ci and np.isfinite(value) else (NAN, NAN)
+        if np.isfinite(value) else (NAN, NAN)
     return {**base, "metric": name, "value": value, "ci_low": lo, "ci_high": hi}
 
 
@@ -141,11 +141,10 @@ def headline_stat(task: Task, test: pd.DataFrame) -> Stat:
 def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
                      cuts: dict[int, list[float]] | None = None) -> list[dict[str, Any]]:
     test = _test_rows(model, preds)
-    ibs_test, surv = None, None
+    surv = None
     if cuts is not None and surv_columns(preds):
         grid = grid_for(test["time"].to_numpy())
-        ibs_test, surv = survival_on_grid(preds, cuts, grid)
-        test = ibs_test  # the same rows, in the order of ``surv``
+        test, surv = survival_on_grid(preds, cuts, grid)  # the same rows, in ``surv``'s order
     t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
     n, n_events = len(test), int(e.sum())
     base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
@@ -284,13 +283,11 @@ def plot_cindex(metrics: pd.DataFrame, out_png: str | Path, metric: str = "cinde
     plt.close(fig)
 
 
-def _model_metrics(model: str, files: list[str], params: EvalParams, task: Task
-                   ) -> list[dict[str, Any]]:
-    preds = read_predictions(files)
+def _model_metrics(model: str, preds: pd.DataFrame, cuts: dict[int, list[float]] | None,
+                   params: EvalParams, task: Task) -> list[dict[str, Any]]:
     if task.type == "binary":
         return binary_metrics(model, preds, params)
-    has_meta = all(Path(f).with_name("meta.json").exists() for f in files)
-    return survival_metrics(model, preds, params, fold_cuts(files) if has_meta else None)
+    return survival_metrics(model, preds, params, cuts)
 
 
 def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
@@ -306,7 +303,12 @@ def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
     task = task or Task()
     params = params or EvalParams()
     models = list(predictions)
-    args = ([predictions[m] for m in models], [params] * len(models), [task] * len(models))
+    preds_of = {m: read_predictions(predictions[m]) for m in models}
+    cuts_of = {m: fold_cuts(files) if task.type == "survival" and
+               all(Path(f).with_name("meta.json").exists() for f in files) else None
+               for m, files in predictions.items()}
+    args = ([preds_of[m] for m in models], [cuts_of[m] for m in models],
+            [params] * len(models), [task] * len(models))
     if threads > 1 and len(models) > 1:
         with ProcessPoolExecutor(min(threads, len(models))) as pool:
             per_model = list(pool.map(_model_metrics, models, *args))
@@ -315,7 +317,7 @@ def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
     rows: list[dict[str, Any]] = []
     tests = {}
     for model, model_rows in zip(models, per_model, strict=True):
-        preds = read_predictions(predictions[model])
+        preds = preds_of[model]
         tests[model] = _test_rows(model, preds)
         if task.type == "binary":
             plot_roc(tests[model], f"{model}: out-of-fold {task.name}", km_pngs[model])

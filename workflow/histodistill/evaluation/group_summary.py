@@ -9,6 +9,7 @@ only, the reconstructions ``r_k``. Per group: the mean cosine similarity and MSE
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -68,8 +69,6 @@ def reconstruction_by_patient(prediction_files: list[str | Path], clinical_tsv: 
 
 def group_members(prediction_files: list[str | Path]) -> dict[int, dict[int, list[str]]]:
     """fold -> group number -> its members (names of the privileged vector)."""
-    import json
-
     out = {}
     for f in prediction_files:
         meta = json.loads(Path(f).with_name("meta.json").read_text(encoding="utf-8"))

@@ -57,17 +57,9 @@ def bootstrap_cis(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int,
                   level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """:func:`bootstrap_ci` of a vector-valued statistic (several horizons from one call), each
     component over the resamples where it is defined."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        try:
-            values.append(np.asarray(stat(idx), dtype=np.float64))
-        except (ValueError, ZeroDivisionError):
-            continue
-    if not values:
+    v = _resampled(stat, n, n_boot, seed)
+    if not len(v):
         return np.array([np.nan]), np.array([np.nan])
-    v = np.stack(values)
     tail = (1 - level) / 2 * 100
     lo, hi = np.full(v.shape[1], np.nan), np.full(v.shape[1], np.nan)
     for k in range(v.shape[1]):
@@ -75,6 +67,21 @@ def bootstrap_cis(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int,
         if len(ok) and len(ok) >= n_boot / 2:
             lo[k], hi[k] = np.percentile(ok, [tail, 100 - tail])
     return lo, hi
+
+
+def _resampled(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int, seed: int
+               ) -> np.ndarray:
+    """``stat`` on ``n_boot`` seeded resamples of ``n`` patients, one row per resample where it
+    did not raise (an undefined statistic, e.g. no comparable pair)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        try:
+            values.append(np.atleast_1d(np.asarray(stat(idx), dtype=np.float64)))
+        except (ValueError, ZeroDivisionError):
+            continue
+    return np.stack(values) if values else np.empty((0, 1))
 
 
 def _surv(time: np.ndarray, event: np.ndarray) -> np.ndarray:
@@ -140,19 +147,10 @@ def paired_bootstrap(stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np
     """Percentile CI of ``stat_a - stat_b`` over patient resamples drawn once and applied to
     both (so the two models are compared on the same patients), and the two-sided bootstrap
     p-value of "no difference": 2 x the smaller share of differences on either side of 0."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        try:
-            d = stat_a(idx) - stat_b(idx)
-        except (ValueError, ZeroDivisionError):
-            continue
-        if np.isfinite(d):
-            diffs.append(d)
-    if len(diffs) < max(1, n_boot / 2):
+    d = _resampled(lambda i: stat_a(i) - stat_b(i), n, n_boot, seed)[:, 0]
+    d = d[np.isfinite(d)]
+    if len(d) < max(1, n_boot / 2):
         return float("nan"), float("nan"), float("nan")
-    d = np.asarray(diffs)
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(d, [tail, 100 - tail])
     p = min(1.0, 2 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0))))

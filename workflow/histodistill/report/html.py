@@ -22,7 +22,7 @@ from histodistill import __version__
 from histodistill.io import write_text
 from histodistill.models.catalog import with_teachers
 from histodistill.provenance import versions
-from histodistill.report.tables import comparison_table, model_table
+from histodistill.report.tables import comparison_table, fmt, model_table
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
 from histodistill.training.task import Task
@@ -38,9 +38,8 @@ def data_uri(image: str | Path) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if pd.isna(v) else f"{v:.4g}" if abs(v) < 1e-3 else f"{v:.3f}"
-    return str(v)
+    """Cells of the machine-readable metrics table and the summaries: NaN left empty."""
+    return fmt(v, missing="", small=".4g")
 
 
 def _rna_sentence(kind: str) -> str:

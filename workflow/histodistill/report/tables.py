@@ -17,11 +17,13 @@ HEADINGS = {
 }
 
 
-def fmt(v: Any) -> str:
+def fmt(v: Any, missing: str = "n/a", small: str = ".2g") -> str:
+    """Three decimals; a number under 1e-3 (a p-value) in ``small`` format; NaN as
+    ``missing``."""
     if isinstance(v, float):
         if math.isnan(v):
-            return "n/a"
-        return f"{v:.2g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
+            return missing
+        return f"{v:{small}}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
     return str(v)
 
 
