@@ -97,3 +97,17 @@ def test_config_readme_documents_every_key():
             walk(extra, f"{prefix}.<name>")
 
     walk(SCHEMA, "")
+
+
+def test_every_rule_declares_its_cluster_resources():
+    """SLURM needs threads, mem_mb and runtime of every rule (gpu for the GPU-capable ones);
+    ``all`` is the only local rule."""
+    text = "\n".join(f.read_text() for f in (REPO / "workflow" / "rules").glob("*.smk"))
+    rules = re.split(r"^rule ", text, flags=re.MULTILINE)[1:]
+    assert len(rules) > 10
+    for body in rules:
+        name = body.split(":", 1)[0]
+        for key in ("threads:", "mem_mb=", "runtime="):
+            assert key in body, f"rule {name} declares no {key}"
+        if name in ("extract_features", "train"):
+            assert "gpu=" in body, f"rule {name} declares no gpu"

@@ -85,6 +85,7 @@ def test_deleting_one_slides_features_reruns_only_that_slide_and_dependents(run)
     slide = victim.stem
     expected = {("extract_features", (("cohort", "a"), ("extractor", "resnet18_trunc"),
                                       ("slide", slide))),
+                ("index_features", (("cohort", "a"), ("extractor", "resnet18_trunc"))),
                 ("evaluate", (("cohort", "a"),)), ("report", (("cohort", "a"),)),
                 ("all", ())}
     expected |= {("train", (("cohort", "a"), ("fold", str(k)), ("model", m)))
@@ -115,6 +116,64 @@ def test_changing_one_cohorts_inputs_reruns_only_that_cohort(run):
     rules = {rule for rule, _ in jobs}
     assert rules == {"normalise_rna", "score_pathways", "make_splits", "train", "evaluate",
                      "attention", "mope_summary", "ghanet_summary", "report", "all"}
+
+
+def _by_cohort(jobs) -> dict[str | None, set[tuple[str, str | None]]]:
+    """cohort -> {(rule, slide)} of planned jobs (cohort None: the rule all)."""
+    out: dict[str | None, set[tuple[str, str | None]]] = {}
+    for rule, wildcards in jobs:
+        w = dict(wildcards)
+        out.setdefault(w.get("cohort"), set()).add((rule, w.get("slide")))
+    return out
+
+
+COHORT_LEVEL = {"make_splits", "train", "evaluate", "attention", "mope_summary",
+                "ghanet_summary", "report"}
+
+
+def test_adding_a_cohort_runs_only_that_cohort(run):
+    workdir, config = run
+    extra = {**config, "cohorts": {**config["cohorts"], "c": tiny_demo(6)}}
+    jobs = _by_cohort(planned_jobs(workdir, extra))
+    assert set(jobs) == {"c", None}
+    assert {r for r, _ in jobs["c"]} == COHORT_LEVEL | {
+        "make_demo_cohort", "make_demo_slide", "segment_tissue", "tile_slide",
+        "extract_features", "index_features", "normalise_rna", "score_pathways"}
+
+
+def test_changing_one_cohorts_rna_reruns_only_its_rna_and_models(run):
+    workdir, config = run
+    counts = workdir / "results" / "b" / "demo" / "rna_counts.tsv"
+    original, stat = counts.read_bytes(), counts.stat()
+    table = pd.read_csv(counts, sep="\t", index_col=0)
+    table.iloc[0, 0] += 5
+    table.to_csv(counts, sep="\t")
+    try:
+        jobs = _by_cohort(planned_jobs(workdir, config))
+    finally:
+        counts.write_bytes(original)
+        os.utime(counts, (stat.st_atime, stat.st_mtime))
+    assert set(jobs) == {"b", None}
+    # every train job reads the pathway table (models without RNA record its columns)
+    assert {r for r, _ in jobs["b"]} == {"normalise_rna", "score_pathways"} | COHORT_LEVEL - {
+        "make_splits"}
+
+
+@pytest.mark.parametrize(("section", "change", "first"), [
+    ("wsi", {"tiling": {"patch_um": 96.0, "patch_px": 96}}, "tile_slide"),
+    ("features", {"extractor": "resnet50_trunc"}, "extract_features"),
+])
+def test_tiling_or_extractor_change_reruns_only_what_depends_on_it(run, section, change,
+                                                                    first):
+    workdir, config = run
+    changed = {**config, section: {**config.get(section, {}), **change}}
+    jobs = planned_jobs(workdir, changed)
+    rules = {r for r, _ in jobs}
+    assert first in rules and not rules & {"make_demo_cohort", "make_demo_slide",
+                                           "segment_tissue", "normalise_rna",
+                                           "score_pathways", "make_splits"}
+    assert {dict(w)["model"] for r, w in jobs if r == "train"} == set(MODELS_WITH_WSI)
+    assert {dict(w)["cohort"] for r, w in jobs if r != "all"} == {"a", "b"}
 
 
 def test_lint_passes():
@@ -156,3 +215,16 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     assert "FAILED and were excluded" in html and "failed: format not recognised" in html
     meta = (tmp_path / "results" / "real" / "models" / "wsi_abmil" / "fold0" / "meta.json")
     assert bad in meta.read_text()
+
+    # a new (second) slide of an existing patient: only its own slide jobs, then the cohort
+    good = samples["slide"].iloc[1]
+    shutil.copy2(tmp_path / "slides" / f"{good}.tiff", tmp_path / "slides" / "new-slide.tiff")
+    added = pd.concat([samples, samples.iloc[[1]].assign(
+        slide="new-slide", path=str(tmp_path / "slides" / "new-slide.tiff"))])
+    added.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    jobs = _by_cohort(planned_jobs(tmp_path, config))
+    assert {(r, s) for r, s in jobs["real"] if s is not None} == {
+        ("segment_tissue", "new-slide"), ("tile_slide", "new-slide"),
+        ("extract_features", "new-slide")}
+    # the sheet defines the folds (patients with a slide): every model of the cohort re-trains
+    assert {r for r, s in jobs["real"] if s is None} == COHORT_LEVEL | {"index_features"}

@@ -35,13 +35,13 @@ def tiny_demo(seed: int) -> dict:
                      "median_survival_months": 18.0}}
 
 
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True
-              ) -> subprocess.CompletedProcess[str]:
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(workdir), "--configfile", str(cfg), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n"
                     f"{proc.stderr[-5000:]}")
@@ -68,3 +68,30 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, tuple[tuple[str,
     else:
         assert "Nothing to be done" in out, out[-3000:]
     return jobs
+
+
+def sheet_cohort(root: Path, name: str, n_slides: int, n_genes: int = 50,
+                 seed: int = 0) -> dict:
+    """A real-style cohort of ``n_slides`` one-slide patients for dry runs: sheets, a raw count
+    table and *empty* slide files (a dry run only checks that they exist). Returns its config."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    (folder / "slides").mkdir(parents=True, exist_ok=True)
+    patients = [f"{name}-P{i:05d}" for i in range(n_slides)]
+    slides = [f"{p}-S1" for p in patients]
+    for s in slides:
+        (folder / "slides" / f"{s}.svs").touch()
+    pd.DataFrame({"patient": patients, "slide": slides,
+                  "path": [f"slides/{s}.svs" for s in slides], "mpp": 0.5}).to_csv(
+        folder / "samples.tsv", sep="\t", index=False)
+    pd.DataFrame({"patient": patients, "time": rng.uniform(1, 100, n_slides).round(2),
+                  "event": rng.integers(0, 2, n_slides)}).to_csv(
+        folder / "clinical.tsv", sep="\t", index=False)
+    counts = pd.DataFrame(rng.poisson(50, (n_genes, n_slides)), columns=patients,
+                          index=pd.Index([f"GENE{g}" for g in range(n_genes)], name="gene"))
+    counts.to_csv(folder / "counts.tsv", sep="\t")
+    return {"samples": str(folder / "samples.tsv"), "clinical": str(folder / "clinical.tsv"),
+            "rna": {"path": str(folder / "counts.tsv"), "kind": "counts"}}

@@ -41,8 +41,9 @@ CODE = {
                          "wsi/status.py"),
     "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py", "wsi/status.py",
                       "wsi/segmentation.py"),
-    "features": code_hash("features", "wsi/slide.py", "wsi/tiling.py", "wsi/status.py",
-                          "wsi/segmentation.py"),
+    "features": code_hash("features/extract.py", "features/registry.py", "wsi/slide.py",
+                          "wsi/tiling.py", "wsi/status.py", "wsi/segmentation.py"),
+    "index": code_hash("features/index.py", "wsi/status.py"),
     "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
     "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py",
                           "splits.py"),
@@ -184,6 +185,11 @@ def feature_files(cohort):
     return [f"results/{cohort}/features/{EXTRACTOR}/{s}.h5" for s in slide_ids(cohort)]
 
 
+def feature_index(cohort):
+    """The cohort's feature index: what cohort-level steps depend on instead of every h5."""
+    return f"results/{cohort}/features/{EXTRACTOR}/index.tsv"
+
+
 def model_dir(cohort, model, fold):
     return f"results/{cohort}/models/{model}/fold{fold}"
 
@@ -199,7 +205,7 @@ def train_inputs(wc):
         "pathways": f"results/{wc.cohort}/rna/pathways_{GENESET}.parquet",
     }
     if info.needs_wsi:
-        inputs["features"] = feature_files(wc.cohort)
+        inputs["features"] = feature_index(wc.cohort)
     if info.teacher:
         tdir = model_dir(wc.cohort, info.teacher, wc.fold)
         inputs["teacher"] = [f"{tdir}/model.pt", f"{tdir}/meta.json"]
@@ -223,7 +229,7 @@ def report_inputs(wc):
         "pathways": f"results/{c}/rna/pathways_{GENESET}.parquet",
         "samples": COHORTS[c]["samples"],
         "clinical": COHORTS[c]["clinical"],
-        "features": feature_files(c),
+        "features": feature_index(c),
         "tissue_qc": [f"results/{c}/qc/{s}_tiles.png" for s in slide_ids(c)[:6]],
         "attention": [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS],
         "mope": [f"results/{c}/plots/mope_pathways.png", f"results/{c}/mope_pathways.tsv"]
@@ -234,25 +240,14 @@ def report_inputs(wc):
 
 
 def all_targets():
-    """Every product of every cohort, not only the reports: Snakemake re-creates a missing
-    file only when something requests it, so listing them all makes "delete one slide's
-    features" re-run exactly that slide and what depends on it."""
+    """Each cohort's final products. Every other job is reached through their inputs, and
+    Snakemake re-runs a job when any of its outputs is missing, so deleting, say, one slide's
+    tile QC image re-runs exactly that slide's tiling and what depends on it. Listing every
+    per-slide file here instead would cost a 1,000-slide cohort thousands of extra DAG
+    lookups (benchmarks/dag_dryrun.py)."""
     targets = []
     for c in COHORTS:
-        for s in slide_ids(c):
-            targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
-                        f"results/{c}/qc/{s}_tiles.png",
-                        f"results/{c}/patches/{s}.h5"]
-        targets += feature_files(c)
-        targets += [f"results/{c}/rna/normalised.parquet",
-                    f"results/{c}/rna/pathways_{GENESET}.parquet",
-                    f"results/{c}/splits/folds.tsv"]
-        for m in MODELS:
-            for k in FOLDS:
-                d = model_dir(c, m, k)
-                targets += [f"{d}/{name}" for name in
-                            ("model.pt", "meta.json", "predictions.tsv", "history.tsv")]
-        targets += [f"results/{c}/metrics.tsv", f"results/{c}/report.html"]
+        targets += [feature_index(c), f"results/{c}/metrics.tsv", f"results/{c}/report.html"]
         targets += [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS]
     return targets
 

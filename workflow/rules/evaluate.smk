@@ -51,7 +51,7 @@ rule attention:
             for name in ("model.pt", "meta.json")
         ],
         samples=lambda wc: COHORTS[wc.cohort]["samples"],
-        features=lambda wc: feature_files(wc.cohort),
+        features=lambda wc: feature_index(wc.cohort),
     output:
         report(
             directory("results/{cohort}/attention/{model}"),
@@ -117,7 +117,7 @@ rule ghanet_summary:
         ],
         clinical=lambda wc: COHORTS[wc.cohort]["clinical"],
         samples=lambda wc: COHORTS[wc.cohort]["samples"],
-        features=lambda wc: feature_files(wc.cohort),
+        features=lambda wc: feature_index(wc.cohort),
         pathways=f"results/{{cohort}}/rna/pathways_{GENESET}.parquet",
     output:
         tsv="results/{cohort}/ghanet_groups.tsv",

@@ -23,3 +23,26 @@ rule extract_features:
         "../../envs/features.yaml"
     script:
         "../scripts/extract_features.py"
+
+
+rule index_features:
+    input:
+        lambda wc: feature_files(wc.cohort),
+    output:
+        "results/{cohort}/features/{extractor}/index.tsv",
+    params:
+        code=CODE["index"],
+    wildcard_constraints:
+        extractor=re.escape(EXTRACTOR),
+    benchmark:
+        "results/{cohort}/benchmarks/index_features_{extractor}.tsv"
+    log:
+        "results/{cohort}/logs/index_features_{extractor}.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(1000),
+        runtime=10,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/index_features.py"

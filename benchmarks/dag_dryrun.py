@@ -1,0 +1,111 @@
+"""Seconds for a dry run of a 1,000-slide x 3-cohort config, and SLURM jobs it would submit.
+
+    python benchmarks/dag_dryrun.py [--slides 1000] [--cohorts 3]
+
+Real-style cohorts (sheets, a raw count table, empty slide files: a dry run only checks that
+they exist) in a temporary folder, the default 8 models x 5 folds. Times, each in a fresh
+process as a user runs it:
+  * ``snakemake -n`` of the whole config (local executor), and of one cohort;
+  * the same through ``workflow/profiles/slurm`` (counts the SLURM jobs: grouped slide jobs);
+  * Snakemake's own floor: a trivial Snakefile with the same number of jobs (3 chained
+    ``script:`` rules per item), to separate our overhead from Snakemake's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "workflow")]
+
+from workflow_helpers import sheet_cohort, tiny_config  # noqa: E402
+
+TRIVIAL = """
+N = [f"s{{i}}" for i in range({n})]
+rule all:
+    input: expand("c/{{s}}.txt", s=N)
+rule a:
+    output: "a/{{s}}.txt"
+    resources: mem_mb=lambda wc, attempt: 1000 * attempt
+    script: "x.py"
+rule b:
+    input: "a/{{s}}.txt"
+    output: "b/{{s}}.txt"
+    script: "x.py"
+rule c:
+    input: "b/{{s}}.txt"
+    output: "c/{{s}}.txt"
+    script: "x.py"
+"""
+
+
+def dry_run(workdir: Path, *args: str) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--dry-run",
+           "--cores", "2", *args]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-3000:])
+    return seconds, proc.stdout + proc.stderr
+
+
+def total_jobs(out: str) -> int:
+    return int(re.search(r"^total\s+(\d+)\s*$", out, re.MULTILINE).group(1))
+
+
+def slurm_jobs(out: str) -> tuple[int, int]:
+    """(SLURM jobs, of which grouped): group jobs plus the ungrouped non-local jobs."""
+    groups = len(re.findall(r"^\S.*Group job \w+ \(jobs in lexicogr", out, re.MULTILINE))
+    singles = len([r for r in re.findall(r"^rule (\w+):", out, re.MULTILINE) if r != "all"])
+    return groups + singles, groups
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slides", type=int, default=1000)
+    parser.add_argument("--cohorts", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# {platform.node()}: {platform.processor() or platform.machine()}, "
+          f"python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cohorts = {f"c{i}": sheet_cohort(root, f"c{i}", args.slides, seed=i)
+                   for i in range(args.cohorts)}
+        configs = {}
+        for name, chosen in (("all", cohorts), ("one", dict(list(cohorts.items())[:1]))):
+            cfg = tiny_config(**chosen)
+            cfg["splits"]["n_folds"] = 5
+            configs[name] = root / f"{name}.yaml"
+            configs[name].write_text(yaml.safe_dump(cfg))
+        common = ["-s", str(REPO / "Snakefile"), "--replace-workflow-config"]
+        profile = ["--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm")]
+        for name in ("one", "all"):
+            n = args.slides * (1 if name == "one" else args.cohorts)
+            secs, out = dry_run(root, *common, "--configfile", str(configs[name]), "--quiet",
+                                "rules")
+            print(f"local dry run, {n} slides: {secs:.1f} s, {total_jobs(out)} jobs")
+            secs, out = dry_run(root, *common, "--configfile", str(configs[name]), *profile)
+            jobs, grouped = slurm_jobs(out)
+            print(f"slurm-profile dry run, {n} slides: {secs:.1f} s, {total_jobs(out)} jobs "
+                  f"-> {jobs} SLURM jobs ({grouped} of them grouped slide jobs)")
+        floor = root / "floor"
+        floor.mkdir()
+        n_items = args.slides * args.cohorts
+        (floor / "Snakefile").write_text(TRIVIAL.format(n=n_items))
+        (floor / "x.py").touch()
+        secs, out = dry_run(floor, "-s", str(floor / "Snakefile"), "--quiet", "rules")
+        print(f"Snakemake floor, trivial {total_jobs(out)}-job workflow: {secs:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The workflow through ``workflow/profiles/slurm`` on a real SLURM cluster with accounting.
+
+The cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) is started by the test and every
+daemon is stopped afterwards. The profile is the repository's, with only what its comments mark
+as site-specific edited (partition, account), plus what this 2-CPU, GPU-less CI node needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from slurm_cluster import ACCOUNT, PARTITION, SlurmCluster, existing_config, missing_binaries
+from workflow_helpers import sheet_cohort, snakemake, tiny_config, tiny_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+APT = "apt-get install slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if missing := missing_binaries():
+        pytest.skip(f"no SLURM here (missing {', '.join(missing)}); on Debian: {APT}")
+    if os.geteuid() != 0:
+        pytest.skip("starting SLURM's daemons needs root")
+    if existing_config():
+        pytest.skip(f"{existing_config()} exists: this machine has its own SLURM; the test only "
+                    "starts a throwaway cluster where there is none")
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as running:
+        yield running
+
+
+def site_profile(folder: Path, **ci: object) -> Path:
+    """The repository's SLURM profile with its site-specific values set for this cluster."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    profile["default-resources"]["slurm_partition"] = PARTITION
+    profile["default-resources"]["slurm_account"] = ACCOUNT
+    profile["set-resources"]["extract_features"] = {"gpu": 0, "slurm_partition": PARTITION}
+    profile.update(ci)
+    (folder / "profile").mkdir()
+    (folder / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder / "profile"
+
+
+def submissions(out: str) -> dict[str, str]:
+    """{SLURM job id: Snakemake's job id} of every job Snakemake submitted."""
+    return {m.group(2): m.group(1) for m in
+            re.finditer(r"Job (\S+) has been submitted with SLURM jobid (\d+)", out)}
+
+
+def test_demo_runs_under_slurm_and_sacct_accounts_for_every_job(cluster, tmp_path):
+    profile = site_profile(
+        tmp_path, cores=2, **{"set-threads": {"extract_features": 1},  # a 2-CPU node
+                              "group-components": ["slides=6", "features=6"],
+                              "slurm-init-seconds-before-status-checks": 5,
+                              "latency-wait": 5, "retries": 0})
+    config = tiny_config(a=tiny_demo(4))
+    config["models"] = ["wsi_abmil"]
+    proc = snakemake(tmp_path, config, "--workflow-profile", str(profile), env=cluster.env)
+    out = proc.stdout + proc.stderr
+    assert (tmp_path / "results" / "a" / "report.html").is_file()
+    metrics = pd.read_csv(tmp_path / "results" / "a" / "metrics.tsv", sep="\t")
+    assert set(metrics["model"]) == {"wsi_abmil"}
+
+    submitted = submissions(out)
+    accounted = {j["JobID"]: j for j in cluster.sacct()}
+    assert submitted and set(submitted) <= set(accounted), out[-3000:]
+    for job_id in submitted:
+        job = accounted[job_id]
+        assert (job["State"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
+        assert (job["Partition"], job["Account"]) == (PARTITION, ACCOUNT), job
+    # 12 slides: generation + segmentation + tiling in 2 SLURM jobs of 6 slides, extraction
+    # in 2 more; no per-slide job was submitted on its own
+    comments = sorted(accounted[j]["Comment"] for j in submitted)
+    print("\n".join(comments))
+    assert sum(c.startswith("rule_slides") for c in comments) == 2, comments
+    assert sum(c.startswith("rule_features") for c in comments) == 2, comments
+    assert not any(c.startswith(("rule_make_demo_slide", "rule_segment_tissue",
+                                 "rule_tile_slide", "rule_extract_features"))
+                   for c in comments), comments
+    train = [accounted[j] for j in submitted if accounted[j]["Comment"].startswith("rule_train")]
+    assert len(train) == 2 and all(j["ReqMem"] == "4048M" for j in train), train
+
+
+def test_a_1000_slide_cohort_is_70_slurm_jobs_for_its_slides(tmp_path):
+    """The README's job count: 1,000 slides -> 20 + 50 grouped SLURM jobs instead of 3,000."""
+    config = tiny_config(big=sheet_cohort(tmp_path, "big", 1000))
+    config["splits"]["n_folds"] = 5
+    proc = snakemake(tmp_path, config, "--dry-run", "--workflow-profile",
+                     str(PROFILE.parent))
+    out = proc.stdout + proc.stderr
+    groups = re.findall(r"Group job (\w+) \(jobs in lexicogr", out)
+    assert (groups.count("slides"), groups.count("features")) == (20, 50)
+    # ungrouped jobs are printed flush left; `all` has no action and is never submitted
+    singles = [r for r in re.findall(r"^rule (\w+):", out, re.MULTILINE) if r != "all"]
+    assert not {"segment_tissue", "tile_slide", "extract_features"} & set(singles)
+    # 8 models x 5 folds of training, 5 attention maps, 8 other cohort-level jobs
+    assert len(singles) == 53 and len(singles) + len(groups) == 123, singles
