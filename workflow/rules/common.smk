@@ -240,14 +240,16 @@ def report_inputs(wc):
 
 
 def all_targets():
-    """Each cohort's final products. Every other job is reached through their inputs, and
-    Snakemake re-runs a job when any of its outputs is missing, so deleting, say, one slide's
-    tile QC image re-runs exactly that slide's tiling and what depends on it. Listing every
-    per-slide file here instead would cost a 1,000-slide cohort thousands of extra DAG
-    lookups (benchmarks/dag_dryrun.py)."""
+    """Every product of every cohort, not only the reports: Snakemake re-creates a missing
+    intermediate file only when something requests it, so listing them all makes "delete one
+    slide's features" re-run exactly that slide and what depends on it (tested)."""
     targets = []
     for c in COHORTS:
-        targets += [feature_index(c), f"results/{c}/metrics.tsv", f"results/{c}/report.html"]
+        for s in slide_ids(c):
+            targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
+                        f"results/{c}/qc/{s}_tiles.png", f"results/{c}/patches/{s}.h5"]
+        targets += feature_files(c) + [feature_index(c), f"results/{c}/metrics.tsv",
+                                       f"results/{c}/report.html"]
         targets += [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS]
     return targets
 
