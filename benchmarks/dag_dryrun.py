@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "workflow")]
 
-from workflow_helpers import sheet_cohort, tiny_config  # noqa: E402
+from workflow_helpers import (  # noqa: E402
+    sheet_cohort,
+    slurm_submissions,
+    tiny_config,
+    total_jobs,
+)
 
 TRIVIAL = """
 N = [f"s{{i}}" for i in range({n})]
@@ -59,17 +63,6 @@ def dry_run(workdir: Path, *args: str) -> tuple[float, str]:
     return seconds, proc.stdout + proc.stderr
 
 
-def total_jobs(out: str) -> int:
-    return int(re.search(r"^total\s+(\d+)\s*$", out, re.MULTILINE).group(1))
-
-
-def slurm_jobs(out: str) -> tuple[int, int]:
-    """(SLURM jobs, of which grouped): group jobs plus the ungrouped non-local jobs."""
-    groups = len(re.findall(r"^\S.*Group job \w+ \(jobs in lexicogr", out, re.MULTILINE))
-    singles = len([r for r in re.findall(r"^rule (\w+):", out, re.MULTILINE) if r != "all"])
-    return groups + singles, groups
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slides", type=int, default=1000)
@@ -95,9 +88,10 @@ def main() -> None:
                                 "rules")
             print(f"local dry run, {n} slides: {secs:.1f} s, {total_jobs(out)} jobs")
             secs, out = dry_run(root, *common, "--configfile", str(configs[name]), *profile)
-            jobs, grouped = slurm_jobs(out)
+            groups, singles = slurm_submissions(out)
             print(f"slurm-profile dry run, {n} slides: {secs:.1f} s, {total_jobs(out)} jobs "
-                  f"-> {jobs} SLURM jobs ({grouped} of them grouped slide jobs)")
+                  f"-> {len(groups) + len(singles)} SLURM jobs ({len(groups)} of them grouped "
+                  "slide jobs)")
         floor = root / "floor"
         floor.mkdir()
         n_items = args.slides * args.cohorts

@@ -58,7 +58,7 @@ class SlurmCluster:
         self.root = root
         self.host = socket.gethostname().split(".")[0]
         self.cpus, self.memory_mb = cpus, memory_mb
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.procs: list[subprocess.Popen] = []
         self.written: list[Path] = []
         self.env = {**os.environ, "SLURM_CONF": str(CONF_DIR / "slurm.conf"),
                     "PATH": os.environ.get("PATH", "") + ":/usr/sbin"}
@@ -73,8 +73,8 @@ class SlurmCluster:
 
     def _start(self, name: str, *cmd: str) -> None:
         log = open(self.root / f"{name}.out", "w")  # noqa: SIM115 - closed with the process
-        self.procs.append((name, subprocess.Popen(cmd, env=self.env, stdout=log,
-                                                  stderr=subprocess.STDOUT)))
+        self.procs.append(subprocess.Popen(cmd, env=self.env, stdout=log,
+                                           stderr=subprocess.STDOUT))
 
     def _write(self, name: str, lines: list[str]) -> Path:
         path = CONF_DIR / name
@@ -185,7 +185,7 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Stop every daemon this cluster started, newest first."""
-        for _name, proc in reversed(self.procs):
+        for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
                 try:

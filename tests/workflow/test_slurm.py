@@ -17,7 +17,7 @@ import yaml
 
 from conftest import REPO
 from slurm_cluster import ACCOUNT, PARTITION, SlurmCluster, existing_config, missing_binaries
-from workflow_helpers import sheet_cohort, snakemake, tiny_config, tiny_demo
+from workflow_helpers import sheet_cohort, slurm_submissions, snakemake, tiny_config, tiny_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
@@ -96,10 +96,8 @@ def test_a_1000_slide_cohort_is_70_slurm_jobs_for_its_slides(tmp_path):
     proc = snakemake(tmp_path, config, "--dry-run", "--workflow-profile",
                      str(PROFILE.parent))
     out = proc.stdout + proc.stderr
-    groups = re.findall(r"Group job (\w+) \(jobs in lexicogr", out)
+    groups, singles = slurm_submissions(out)
     assert (groups.count("slides"), groups.count("features")) == (20, 50)
-    # ungrouped jobs are printed flush left; `all` has no action and is never submitted
-    singles = [r for r in re.findall(r"^rule (\w+):", out, re.MULTILINE) if r != "all"]
     assert not {"segment_tissue", "tile_slide", "extract_features"} & set(singles)
     # 8 models x 5 folds of training, 5 attention maps, 8 other cohort-level jobs
     assert len(singles) == 53 and len(singles) + len(groups) == 123, singles

@@ -62,12 +62,27 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, tuple[tuple[str,
             pairs = tuple(sorted(tuple(kv.split("=", 1)) for kv in m.group(1).split(", ")))
             jobs.add((rule, pairs))
             rule = None
-    total = re.search(r"^total\s+(\d+)\s*$", out, re.MULTILINE)
-    if total:  # the parse must account for every job Snakemake counted
-        assert len(jobs) == int(total.group(1)), out[-3000:]
+    total = total_jobs(out)
+    if total is not None:  # the parse must account for every job Snakemake counted
+        assert len(jobs) == total, out[-3000:]
     else:
         assert "Nothing to be done" in out, out[-3000:]
     return jobs
+
+
+def total_jobs(out: str) -> int | None:
+    """The job count of a dry run's "Job stats" table (None when there is nothing to do)."""
+    total = re.search(r"^total\s+(\d+)\s*$", out, re.MULTILINE)
+    return int(total.group(1)) if total else None
+
+
+def slurm_submissions(out: str) -> tuple[list[str], list[str]]:
+    """What a dry run through the SLURM profile would submit: the names of its group jobs,
+    and the rules of its ungrouped jobs (printed flush left; ``all`` has no action and is
+    never submitted)."""
+    groups = re.findall(r"Group job (\w+) \(jobs in lexicogr", out)
+    singles = [r for r in re.findall(r"^rule (\w+):", out, re.MULTILINE) if r != "all"]
+    return groups, singles
 
 
 def sheet_cohort(root: Path, name: str, n_slides: int, n_genes: int = 50,

@@ -2,8 +2,8 @@
 
 Cohort-level steps (training, attention, summaries, report) depend on this one file instead of
 on every slide's h5. For Snakemake that turns ``models x folds x slides`` dependency edges into
-``slides + models x folds``: a 1,000-slide, 3-cohort dry run builds its DAG several times
-faster (``benchmarks/dag_dryrun.py``). The index is rewritten whenever any feature file changes,
+``slides + models x folds``: a dry run of three 1,000-slide cohorts went from 79 s to 50 s
+(``benchmarks/dag_dryrun.py``). The index is rewritten whenever any feature file changes,
 so everything downstream still re-runs exactly when a slide's features do; its ``sha256``
 column makes the change visible in the file itself.
 """
@@ -17,14 +17,13 @@ import pandas as pd
 from histodistill.errors import InputError
 from histodistill.io import write_tsv
 from histodistill.provenance import file_sha256
+from histodistill.wsi.status import FAILED, OK
 
 COLUMNS = ["slide", "path", "status", "reason", "n_patches", "dim", "extractor", "sha256"]
 
 
 def _row(path: Path) -> dict[str, object]:
     import h5py
-
-    from histodistill.wsi.status import OK
 
     try:
         with h5py.File(path, "r") as f:
@@ -48,7 +47,7 @@ def write_feature_index(feature_h5s: list[str], out: str | Path) -> pd.DataFrame
     dup = index["slide"][index["slide"].duplicated()]
     if len(dup):
         raise InputError(f"feature index {out}: slide {dup.iloc[0]!r} has two feature files")
-    ok = index[index["status"] != "failed"]
+    ok = index[index["status"] != FAILED]
     if ok["extractor"].nunique() > 1 or ok["dim"].nunique() > 1:
         raise InputError(f"feature index {out}: the feature files come from different "
                          f"extractors {sorted(ok['extractor'].unique())} / dimensions "
