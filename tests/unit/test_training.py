@@ -208,3 +208,20 @@ def test_a_gpu_request_without_a_gpu_is_a_clear_error(tiny_pipeline, tmp_path):
                params=TrainParams(**{**PARAMS.__dict__, "device": "auto"}))
     cpu = run(tiny_pipeline, "wsi_abmil", tmp_path / "cpu")
     pd.testing.assert_frame_equal(auto, cpu)
+
+
+def test_a_model_without_rna_needs_no_pathway_table_and_gives_the_same_result(tiny_pipeline,
+                                                                               tmp_path):
+    """wsi_abmil never reads the pathway table (the workflow does not give it one, so an RNA
+    change does not retrain it): with or without the table it predicts the same numbers."""
+    p = tiny_pipeline
+    with_table = run(p, "wsi_abmil", tmp_path / "with")
+    train_fold("wsi_abmil", 0, p["folds"], p["clinical"], p["samples"], p["features"], None,
+               tmp_path / "without", PARAMS)
+    without = pd.read_csv(tmp_path / "without" / "predictions.tsv", sep="\t",
+                          dtype={"patient": str})
+    pd.testing.assert_frame_equal(with_table, without)
+    assert json.loads((tmp_path / "without" / "meta.json").read_text())["pathways"] == []
+    with pytest.raises(InputError, match="pathway table"):
+        train_fold("rna_snn", 0, p["folds"], p["clinical"], p["samples"], p["features"], None,
+                   tmp_path / "rna", PARAMS)

@@ -172,7 +172,10 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/slurmdbd",
             "AccountingStorageHost=localhost", f"AccountingStoragePort={self.dbd_port}",
             "AccountingStorageEnforce=associations", "AccountingStoreFlags=job_comment",
-            "JobAcctGatherType=jobacct_gather/linux", "JobAcctGatherFrequency=5",
+            # poll every job's memory each second and kill it over its request, as a
+            # cgroup-enforcing cluster does (there is no cgroup here)
+            "JobAcctGatherType=jobacct_gather/linux", "JobAcctGatherFrequency=1",
+            "JobAcctGatherParams=OverMemoryKill",
             f"NodeName={self.host} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP"])
 

@@ -137,8 +137,8 @@ def test_adding_a_cohort_runs_only_that_cohort(run):
     jobs = _by_cohort(planned_jobs(workdir, extra))
     assert set(jobs) == {"c", None}
     assert {r for r, _ in jobs["c"]} == COHORT_LEVEL | {
-        "make_demo_cohort", "make_demo_slide", "segment_tissue", "tile_slide",
-        "extract_features", "index_features", "normalise_rna", "score_pathways"}
+        "make_demo_cohort", "make_demo_slide", "segment_and_tile", "extract_features",
+        "index_features", "normalise_rna", "score_pathways"}
 
 
 def test_changing_one_cohorts_rna_reruns_only_its_rna_and_models(run):
@@ -149,18 +149,23 @@ def test_changing_one_cohorts_rna_reruns_only_its_rna_and_models(run):
     table.iloc[0, 0] += 5
     table.to_csv(counts, sep="\t")
     try:
-        jobs = _by_cohort(planned_jobs(workdir, config))
+        planned = planned_jobs(workdir, config)
     finally:
         counts.write_bytes(original)
         os.utime(counts, (stat.st_atime, stat.st_mtime))
+    jobs = _by_cohort(planned)
     assert set(jobs) == {"b", None}
-    # every train job reads the pathway table (models without RNA record its columns)
     assert {r for r, _ in jobs["b"]} == {"normalise_rna", "score_pathways"} | COHORT_LEVEL - {
         "make_splits"}
+    # a model that never sees RNA (wsi_abmil) does not read the pathway table: not re-trained
+    retrained = {(dict(w)["model"], dict(w)["fold"]) for r, w in planned if r == "train"}
+    folds = range(config["splits"]["n_folds"])
+    assert retrained == {(m, str(k)) for m, info in CATALOG.items() if info.uses_rna
+                         for k in folds}
 
 
 @pytest.mark.parametrize(("section", "change", "first"), [
-    ("wsi", {"tiling": {"patch_um": 96.0, "patch_px": 96}}, "tile_slide"),
+    ("wsi", {"tiling": {"patch_um": 96.0, "patch_px": 96}}, "segment_and_tile"),
     ("features", {"extractor": "resnet50_trunc"}, "extract_features"),
 ])
 def test_tiling_or_extractor_change_reruns_only_what_depends_on_it(run, section, change,
@@ -170,10 +175,33 @@ def test_tiling_or_extractor_change_reruns_only_what_depends_on_it(run, section,
     jobs = planned_jobs(workdir, changed)
     rules = {r for r, _ in jobs}
     assert first in rules and not rules & {"make_demo_cohort", "make_demo_slide",
-                                           "segment_tissue", "normalise_rna",
+                                           "normalise_rna",
                                            "score_pathways", "make_splits"}
     assert {dict(w)["model"] for r, w in jobs if r == "train"} == set(MODELS_WITH_WSI)
     assert {dict(w)["cohort"] for r, w in jobs if r != "all"} == {"a", "b"}
+
+
+@pytest.mark.parametrize(("module", "rules"), [
+    ("report/tables.py", {"report"}),  # only the report runs it
+    # evaluation, the attention maps and the MoPE summary run it; the report reads them
+    ("evaluation/km.py", {"evaluate", "attention", "mope_summary", "report"}),
+])
+def test_a_code_edit_reruns_the_steps_that_run_it(run, tmp_path, module, rules):
+    """An edit to one package module, in a copy of the workflow (mtimes kept, so only the
+    edit differs), re-runs the steps whose scripts import it, and their dependents."""
+    workdir, config = run
+    copy = tmp_path / "workflow_copy"
+    copy.mkdir()
+    shutil.copy2(REPO / "Snakefile", copy / "Snakefile")
+    for folder in ("workflow", "config", "envs"):
+        shutil.copytree(REPO / folder, copy / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    assert planned_jobs(workdir, config, copy / "Snakefile") == set()
+    source = copy / "workflow" / "histodistill" / module
+    source.write_text(source.read_text() + "\n_EDITED = True\n")
+    jobs = _by_cohort(planned_jobs(workdir, config, copy / "Snakefile"))
+    assert set(jobs) == {"a", "b", None}
+    assert {r for r, _ in jobs["a"]} == {r for r, _ in jobs["b"]} == rules
 
 
 def test_lint_passes():
@@ -200,7 +228,8 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     config = tiny_config(real=cohort)
     proc = snakemake(tmp_path, config, "--keep-going", check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "results" / "real" / "logs" / "segment_tissue" / f"{bad}.log").read_text()
+    log = (tmp_path / "results" / "real" / "logs" / "segment_and_tile" / f"{bad}.log"
+           ).read_text()
     assert f"slide '{bad}'" in log and "OpenSlide" in log
     feats = tmp_path / "results" / "real" / "features" / "resnet18_trunc"
     assert sorted(p.stem for p in feats.glob("*.h5")) == sorted(set(samples["slide"]) - {bad})
@@ -208,8 +237,7 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     config["wsi"] = {"on_slide_error": "exclude"}
     jobs = planned_jobs(tmp_path, config)
     slide_jobs = {(r, dict(w)["slide"]) for r, w in jobs if "slide" in dict(w)}
-    assert slide_jobs == {("segment_tissue", bad), ("tile_slide", bad),
-                          ("extract_features", bad)}
+    assert slide_jobs == {("segment_and_tile", bad), ("extract_features", bad)}
     snakemake(tmp_path, config)
     html = (tmp_path / "results" / "real" / "report.html").read_text()
     assert "FAILED and were excluded" in html and "failed: format not recognised" in html
@@ -224,7 +252,6 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     added.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
     jobs = _by_cohort(planned_jobs(tmp_path, config))
     assert {(r, s) for r, s in jobs["real"] if s is not None} == {
-        ("segment_tissue", "new-slide"), ("tile_slide", "new-slide"),
-        ("extract_features", "new-slide")}
+        ("segment_and_tile", "new-slide"), ("extract_features", "new-slide")}
     # the sheet defines the folds (patients with a slide): every model of the cohort re-trains
     assert {r for r, s in jobs["real"] if s is None} == COHORT_LEVEL | {"index_features"}

@@ -36,10 +36,11 @@ def tiny_demo(seed: int) -> dict:
 
 
 def snakemake(workdir: Path, config: dict, *args: str, check: bool = True,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+              env: dict[str, str] | None = None, snakefile: Path = REPO / "Snakefile"
+              ) -> subprocess.CompletedProcess[str]:
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory",
            str(workdir), "--configfile", str(cfg), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     if check and proc.returncode != 0:
@@ -48,9 +49,10 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True,
     return proc
 
 
-def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+def planned_jobs(workdir: Path, config: dict, snakefile: Path = REPO / "Snakefile"
+                 ) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     """(rule, sorted wildcards) of every job a dry run plans."""
-    proc = snakemake(workdir, config, "--dry-run")
+    proc = snakemake(workdir, config, "--dry-run", snakefile=snakefile)
     out = proc.stdout + proc.stderr
     jobs, rule = set(), None
     for line in out.splitlines():

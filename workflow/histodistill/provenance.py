@@ -1,38 +1,95 @@
 """Hashes and versions that identify how an output was made.
 
-``code_hash`` is passed as a rule param so that editing one step's code re-runs exactly that
-step's outputs (Snakemake's own code trigger only sees the thin script, not the package).
+``script_code_hash`` is passed as a rule param (``code``) so that editing the code one step
+runs re-runs exactly that step's outputs. Snakemake's own code trigger sees only the thin
+script, not the package it calls, so the hash follows the script's imports through the
+package: nobody keeps a list of modules per step by hand.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
 import os
+from functools import cache
 from pathlib import Path
 
+PACKAGE = "histodistill"
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
+# Modules whose edits cannot change any output: exception classes and their messages, this
+# hashing itself, unit type aliases, the package docstring and version (paths relative to the
+# package root).
+NOT_HASHED = frozenset({"errors.py", "provenance.py", "units.py", "__init__.py"})
 
-def code_hash(*parts: str) -> str:
-    """sha256 (first 16 hex digits) of the package sources under ``parts``.
 
-    Each part is a module file (``"io.py"``) or a sub-package folder (``"wsi"``) relative to
-    the package root. Files are hashed in sorted order with their relative names, so a rename
-    changes the hash too.
-    """
-    digest = hashlib.sha256()
-    for part in sorted(set(parts)):
-        target = _PACKAGE_ROOT / part
-        if target.is_dir():
-            files = sorted(p for p in target.rglob("*") if p.suffix in {".py", ".j2"})
-        elif target.is_file():
-            files = [target]
+def _module_files(name: str, root: Path) -> list[Path]:
+    """The files that importing the dotted module ``name`` of the package runs: its own file
+    and the ``__init__.py`` of every package on the way (an imported name that is not a
+    module, as in ``from pkg.mod import func``, resolves to ``pkg/mod.py``)."""
+    parts = name.split(".")[1:]
+    files = []
+    for i in range(len(parts) + 1):
+        base = root.joinpath(*parts[:i])
+        if (base / "__init__.py").is_file():
+            files.append(base / "__init__.py")
+        elif i and base.with_suffix(".py").is_file():
+            files.append(base.with_suffix(".py"))
+            break
+    return files
+
+
+@cache
+def _parse(path: Path, root: Path) -> tuple[frozenset[Path], bytes]:
+    """Package module files ``path`` imports directly (function-level imports included), and
+    the sha256 of its syntax tree (comments and formatting left out)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    found: set[Path] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names]
         else:
-            raise FileNotFoundError(f"code_hash: no module or package {part!r} in {_PACKAGE_ROOT}")
-        for f in files:
-            digest.update(str(f.relative_to(_PACKAGE_ROOT)).encode())
-            digest.update(f.read_bytes())
+            continue
+        for name in names:
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                found.update(_module_files(name, root))
+    return frozenset(found), hashlib.sha256(ast.dump(tree).encode()).digest()
+
+
+def package_imports(source: str | os.PathLike[str], root: Path = _PACKAGE_ROOT) -> list[Path]:
+    """Every module file of the package that ``source`` imports, directly or through other
+    package modules, sorted. Imports are read statically, so code reached only through
+    ``importlib`` would be missed (the package has none)."""
+    seen: set[Path] = set()
+    todo = list(_parse(Path(source).resolve(), root)[0])
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo.extend(_parse(f, root)[0])
+    return sorted(seen)
+
+
+def script_code_hash(script: str | os.PathLike[str], root: Path = _PACKAGE_ROOT) -> str:
+    """sha256 (first 16 hex digits) of a rule script and the package code it runs.
+
+    Python files are hashed by their syntax tree, so comments and formatting do not re-run
+    anything; data files beside an imported module (the report's template) are hashed by
+    their bytes. Modules in ``NOT_HASHED`` are left out."""
+    script = Path(script).resolve()
+    files = {script}
+    for f in package_imports(script, root):
+        if f.relative_to(root).as_posix() not in NOT_HASHED:
+            files.add(f)
+        files.update(p for p in f.parent.iterdir()
+                     if p.is_file() and p.suffix not in {".py", ".pyc", ".typed"})
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(str(f.relative_to(root) if f.is_relative_to(root) else f.name).encode())
+        digest.update(_parse(f, root)[1] if f.suffix == ".py" else f.read_bytes())
     return digest.hexdigest()[:16]
 
 

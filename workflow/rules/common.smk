@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
 from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
-from histodistill.provenance import code_hash  # noqa: E402
+from histodistill.provenance import script_code_hash  # noqa: E402
 from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
 from histodistill.training.privileged import Privileged  # noqa: E402
@@ -34,32 +34,10 @@ FOLDS = list(range(config["splits"]["n_folds"]))
 # histology-only models: their patch attention is drawn for the report
 ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only]
 
-# Hash of the package code each step runs: editing a step's code re-runs its outputs.
-CODE = {
-    "demo": code_hash("demo", "wsi/write.py", "rna/gmt.py"),
-    "segment": code_hash("wsi/segmentation.py", "wsi/geojson.py", "wsi/slide.py",
-                         "wsi/status.py"),
-    "tile": code_hash("wsi/tiling.py", "wsi/geojson.py", "wsi/slide.py", "wsi/status.py",
-                      "wsi/segmentation.py"),
-    "features": code_hash("features/extract.py", "features/registry.py", "wsi/slide.py",
-                          "wsi/tiling.py", "wsi/status.py", "wsi/segmentation.py"),
-    "index": code_hash("features/index.py", "wsi/status.py"),
-    "rna": code_hash("rna/table.py", "rna/normalise.py", "rna/qc.py", "sheets.py"),
-    "pathways": code_hash("rna/pathways.py", "rna/gmt.py", "rna/qc.py", "sheets.py",
-                          "splits.py"),
-    "splits": code_hash("splits.py", "sheets.py", "training/task.py"),
-    "train": code_hash("models", "training", "splits.py", "sheets.py", "rna/pathways.py",
-                       "wsi/status.py"),
-    "evaluate": code_hash("evaluation/evaluate.py", "evaluation/metrics.py", "evaluation/km.py",
-                          "evaluation/curves.py", "evaluation/pathway_summary.py",
-                          "training/task.py", "params.py"),
-    "attention": code_hash("evaluation/attention.py", "evaluation/heatmaps.py",
-                           "evaluation/group_summary.py", "training/privileged.py",
-                           "evaluation/evaluate.py", "models", "training", "sheets.py",
-                           "wsi/slide.py", "wsi/status.py"),
-    "report": code_hash("report", "sheets.py", "rna/pathways.py", "models/catalog.py",
-                        "training/task.py"),
-}
+# The param ``code`` of every step, keyed by its script's name: a hash of the script and of
+# the package code it imports, so that editing a step's code re-runs that step's outputs.
+CODE = {s.stem: script_code_hash(s)
+        for s in sorted((Path(workflow.basedir) / "workflow" / "scripts").glob("[!_]*.py"))}
 
 
 def _fail(message):
@@ -195,15 +173,17 @@ def model_dir(cohort, model, fold):
 
 
 def train_inputs(wc):
-    """A model's inputs: WSI features only for models that read them, the teacher's
+    """A model's inputs: WSI features only for models that read them, the pathway table only
+    for models that see RNA (so an RNA change does not re-train wsi_abmil), the teacher's
     checkpoint of the same fold for students."""
     info = CATALOG[wc.model]
     inputs = {
         "folds": f"results/{wc.cohort}/splits/folds.tsv",
         "clinical": COHORTS[wc.cohort]["clinical"],
         "samples": COHORTS[wc.cohort]["samples"],
-        "pathways": f"results/{wc.cohort}/rna/pathways_{GENESET}.parquet",
     }
+    if info.uses_rna:
+        inputs["pathways"] = f"results/{wc.cohort}/rna/pathways_{GENESET}.parquet"
     if info.needs_wsi:
         inputs["features"] = feature_index(wc.cohort)
     if info.teacher:

@@ -14,7 +14,7 @@ rule make_demo_cohort:
         truth_json="results/{cohort}/demo/ground_truth.json",
     params:
         spec=demo_config,
-        code=CODE["demo"],
+        code=CODE["make_demo_cohort"],
     wildcard_constraints:
         cohort=_alternatives(DEMO_COHORTS),
     benchmark:
@@ -36,7 +36,7 @@ rule make_demo_slide:
         "results/{cohort}/demo/slides/{slide}.tiff",
     params:
         spec=demo_config,
-        code=CODE["demo"],
+        code=CODE["make_demo_slide"],
     wildcard_constraints:
         cohort=_alternatives(DEMO_COHORTS),
     benchmark:

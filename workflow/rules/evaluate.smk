@@ -62,7 +62,7 @@ rule attention:
         ),
     params:
         n_patients=config["evaluate"]["attention_patients"],
-        code=CODE["attention"],
+        code=CODE["draw_attention"],
     wildcard_constraints:
         model="|".join(ATTENTION_MODELS) or "none",
     benchmark:
@@ -92,7 +92,7 @@ rule mope_summary:
             subcategory="{cohort}",
         ),
     params:
-        code=CODE["evaluate"],
+        code=CODE["summarise_mope"],
     benchmark:
         "results/{cohort}/benchmarks/mope_summary.tsv"
     log:
@@ -128,7 +128,7 @@ rule ghanet_summary:
             subcategory="{cohort}",
         ),
     params:
-        code=CODE["attention"],
+        code=CODE["summarise_ghanet"],
     benchmark:
         "results/{cohort}/benchmarks/ghanet_summary.tsv"
     log:

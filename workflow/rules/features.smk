@@ -2,12 +2,12 @@ rule extract_features:
     input:
         slide=slide_path,
         patches="results/{cohort}/patches/{slide}.h5",
-        weights=lambda wc: [config["features"]["weights"]] if config["features"]["weights"] else [],
+        weights=[config["features"]["weights"]] if config["features"]["weights"] else [],
     output:
         "results/{cohort}/features/{extractor}/{slide}.h5",
     params:
         features=config["features"],
-        code=CODE["features"],
+        code=CODE["extract_features"],
     wildcard_constraints:
         extractor=re.escape(EXTRACTOR),
     benchmark:
@@ -31,7 +31,7 @@ rule index_features:
     output:
         "results/{cohort}/features/{extractor}/index.tsv",
     params:
-        code=CODE["index"],
+        code=CODE["index_features"],
     wildcard_constraints:
         extractor=re.escape(EXTRACTOR),
     benchmark:

@@ -7,7 +7,7 @@ rule make_splits:
     params:
         splits=config["splits"],
         task=config["task"],
-        code=CODE["splits"],
+        code=CODE["make_splits"],
     benchmark:
         "results/{cohort}/benchmarks/make_splits.tsv"
     log:

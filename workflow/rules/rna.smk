@@ -14,7 +14,7 @@ rule normalise_rna:
         ),
     params:
         source=rna_source,
-        code=CODE["rna"],
+        code=CODE["normalise_rna"],
     benchmark:
         "results/{cohort}/benchmarks/normalise_rna.tsv"
     log:
@@ -46,7 +46,7 @@ rule score_pathways:
         min_size=config["rna"]["min_size"],
         max_size=config["rna"]["max_size"],
         min_fraction=config["rna"]["min_fraction"],
-        code=CODE["pathways"],
+        code=CODE["score_pathways"],
     benchmark:
         "results/{cohort}/benchmarks/score_pathways_{geneset}.tsv"
     log:

@@ -16,7 +16,7 @@ with rule_context(snakemake.log[0], snakemake.threads, seed=params.seed):
     index = snakemake.input.get("features")  # only models that read WSI features have one
     train_fold(snakemake.wildcards.model, int(snakemake.wildcards.fold),
                snakemake.input.folds, snakemake.input.clinical, snakemake.input.samples,
-               feature_paths(index) if index else [], snakemake.input.pathways,
+               feature_paths(index) if index else [], snakemake.input.get("pathways"),
                Path(snakemake.output.model).parent, params,
                teacher_dir=Path(teacher[0]).parent if teacher else None,
                code_version=snakemake.params.code,

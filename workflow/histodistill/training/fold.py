@@ -133,8 +133,9 @@ def _load_teacher(teacher_dir: str | Path | None, name: str, teacher: str, fold:
 
 
 def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: str | Path,
-               samples_tsv: str | Path, feature_h5s: list[str], pathways_parquet: str | Path,
-               out_dir: str | Path, params: TrainParams, teacher_dir: str | Path | None = None,
+               samples_tsv: str | Path, feature_h5s: list[str],
+               pathways_parquet: str | Path | None, out_dir: str | Path, params: TrainParams,
+               teacher_dir: str | Path | None = None,
                code_version: str = "", task: Task | None = None,
                privileged: Privileged | None = None) -> None:
     out = Path(out_dir)
@@ -151,7 +152,12 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     roles = read_folds(folds_tsv, fold)
     clinical = read_clinical(clinical_tsv)
     slides_of = patient_slides(read_samples(samples_tsv, check_files=False))
-    priv = privileged.table(load_scores(pathways_parquet, fold), clinical, clinical_tsv)
+    if info.uses_rna:
+        if pathways_parquet is None:
+            raise InputError(f"{model_name} reads the privileged vector: give its pathway table")
+        priv = privileged.table(load_scores(pathways_parquet, fold), clinical, clinical_tsv)
+    else:  # a model that never sees RNA does not depend on (or re-train for) the RNA table
+        priv = pd.DataFrame(index=pd.Index([], name=clinical.index.name))
     labels = task.labels(clinical, clinical_tsv) if task.type == "binary" else None
     train_ids = roles["train"]
     cuts = np.array([])

@@ -27,7 +27,7 @@ from histodistill.errors import InputError, SlideError
 from histodistill.io import atomic_path
 from histodistill.units import Level0Px, Microns
 from histodistill.wsi.geojson import Polygon, rasterize, read_geojson
-from histodistill.wsi.segmentation import write_png
+from histodistill.wsi.segmentation import SegmentationParams, segment_slide, write_png
 from histodistill.wsi.slide import SlideInfo, open_slide
 from histodistill.wsi.status import (
     OK,
@@ -120,6 +120,19 @@ def tile_slide(slide_path: str | Path, slide_id: str, tissue_geojson: str | Path
     if tissue_qc_png is not None and out_qc_png is not None:
         draw_tile_grid(tissue_qc_png, out_h5, out_qc_png)
     return n
+
+
+def segment_and_tile(slide_path: str | Path, slide_id: str, out_geojson: str | Path,
+                     out_tissue_png: str | Path, out_h5: str | Path, out_tiles_png: str | Path,
+                     segmentation: SegmentationParams, tiling: TilingParams,
+                     mpp_override: float | None = None, on_error: OnError = "stop") -> int:
+    """Segment one slide, then tile it (one job per slide, as CLAM's create_patches): the
+    tissue GeoJSON and QC image, the tile h5 and the tile-grid QC image. Returns the number of
+    tiles (0 for a slide excluded under ``on_error="exclude"``)."""
+    segment_slide(slide_path, slide_id, out_geojson, out_tissue_png, segmentation,
+                  mpp_override=mpp_override, on_error=on_error)
+    return tile_slide(slide_path, slide_id, out_geojson, out_h5, tiling, mpp_override,
+                      on_error, tissue_qc_png=out_tissue_png, out_qc_png=out_tiles_png)
 
 
 def draw_tile_grid(tissue_qc_png: str | Path, patches_h5: str | Path,
