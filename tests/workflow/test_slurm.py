@@ -124,4 +124,9 @@ def test_a_job_killed_for_memory_is_resubmitted_with_more_and_completes(cluster,
              if accounted[j]["Comment"].startswith("rule_train")]
     print("\n".join(str(j) for j in train))
     assert [j["ReqMem"] for j in train][:2] == ["600M", "1200M"], train
-    assert train[0]["State"] == "OUT_OF_MEMORY" and train[-1]["State"] == "COMPLETED", train
+    # the first attempt's training step was killed for its memory (the allocation then
+    # FAILED), and the job's own SLURM log, the one a user reads, says so
+    assert train[0]["State"] == "FAILED" and train[-1]["State"] == "COMPLETED", train
+    first_log = next((tmp_path / ".snakemake" / "slurm_logs" / "rule_train").rglob(
+        f"{train[0]['JobID']}.log")).read_text()
+    assert "exceeded memory limit" in first_log, first_log[-2000:]
