@@ -45,3 +45,11 @@ def test_mixed_extractors_and_missing_files_are_errors(tmp_path):
     (tmp_path / "a.h5").unlink()
     with pytest.raises(InputError, match="1 listed files are missing"):
         feature_paths(tmp_path / "index.tsv")
+
+
+def test_the_index_takes_the_digest_extraction_wrote_and_does_not_reread_the_file(tmp_path):
+    path = _h5(tmp_path / "s1.h5", 4)
+    with h5py.File(path, "a") as f:
+        f.attrs["features_sha256"] = "ab" * 32
+    index = write_feature_index([path], tmp_path / "index.tsv")
+    assert index["sha256"].tolist() == ["ab" * 32] != [file_sha256(path)]

@@ -49,10 +49,10 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True,
     return proc
 
 
-def planned_jobs(workdir: Path, config: dict, snakefile: Path = REPO / "Snakefile"
-                 ) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+def planned_jobs(workdir: Path, config: dict, snakefile: Path = REPO / "Snakefile",
+                 extra: tuple[str, ...] = ()) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     """(rule, sorted wildcards) of every job a dry run plans."""
-    proc = snakemake(workdir, config, "--dry-run", snakefile=snakefile)
+    proc = snakemake(workdir, config, "--dry-run", *extra, snakefile=snakefile)
     out = proc.stdout + proc.stderr
     jobs, rule = set(), None
     for line in out.splitlines():

@@ -15,6 +15,7 @@ Feature h5 (``features/{extractor}/{slide}.h5``)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,18 +132,23 @@ def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batc
         feats = out.create_dataset("features", shape=(len(coords), spec.dim), dtype="float32",
                                    chunks=(min(len(coords), 1024), spec.dim))
         start = 0
+        digest = hashlib.sha256()  # of what is written, so the index never re-reads the file
         with torch.inference_mode():
             for tiles in loader:
                 tiles = tiles.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     emb = ext.encoder(tiles)
-                feats[start:start + len(emb)] = emb.float().cpu().numpy()
-                start += len(emb)
+                batch = np.ascontiguousarray(emb.float().cpu().numpy())
+                feats[start:start + len(batch)] = batch
+                digest.update(batch.tobytes())
+                start += len(batch)
         if start != len(coords):
             raise HistodistillError(f"{job.slide_id}: wrote {start} of {len(coords)} features")
         ds = out.create_dataset("coords", data=coords)
         ds.attrs.update(coord_attrs)
-        out.attrs.update({**_extractor_attrs(job, ext, device, code_version), "status": OK})
+        digest.update(np.ascontiguousarray(coords, dtype=np.int64).tobytes())
+        out.attrs.update({**_extractor_attrs(job, ext, device, code_version), "status": OK,
+                          "features_sha256": digest.hexdigest()})
     log.info("%s: %d x %d features -> %s", job.slide_id, len(coords), spec.dim, job.out_h5)
     return len(coords)
 

@@ -5,7 +5,13 @@ on every slide's h5. For Snakemake that turns ``models x folds x slides`` depend
 ``slides + models x folds``: a dry run of three 1,000-slide cohorts went from 79 s to 50 s
 (``benchmarks/dag_dryrun.py``). The index is rewritten whenever any feature file changes,
 so everything downstream still re-runs exactly when a slide's features do; its ``sha256``
-column makes the change visible in the file itself.
+column makes the change visible in the file itself (Snakemake compares checksums, so an index
+rewritten with the same bytes would not re-run anything).
+
+``sha256`` is the ``features_sha256`` that extraction computed while writing (features as
+float32 then coords as int64, row-major), so rebuilding the index of a 1,000-slide cohort
+after one slide changed reads 1,000 attributes, not every feature file in full. Files without
+it (failed slides, files from before it existed) are hashed whole.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ def _row(path: Path) -> dict[str, object]:
                     "n_patches": int(feats.shape[0]),
                     "dim": int(feats.shape[1]) if feats.ndim == 2 else 0,
                     "extractor": str(f.attrs.get("extractor", "")),
-                    "sha256": file_sha256(path)}
+                    "sha256": str(f.attrs["features_sha256"]) if "features_sha256" in f.attrs
+                    else file_sha256(path)}
     except (OSError, KeyError) as exc:
         raise InputError(f"feature file {path}: cannot be read as a features h5 ({exc}); "
                          "delete it and re-run so that the slide is extracted again") from exc
