@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -105,3 +106,15 @@ def tiny_models(tiny_pipeline, tmp_path_factory):
                        p["pathways"], out, params, teacher_dir=teacher)
             files[model].append(str(out / "predictions.tsv"))
     return files
+
+
+def rule_blocks() -> dict[str, str]:
+    """Every rule of workflow/rules/*.smk: name -> its text up to the next rule."""
+    text = "\n".join(f.read_text() for f in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    return {b.split(":", 1)[0]: b for b in re.split(r"^rule ", text, flags=re.MULTILINE)[1:]}
+
+
+def rule_script(block: str) -> str | None:
+    """The name of a rule's script (``scripts/{name}.py``), None for a rule without one."""
+    m = re.search(r'script:\n\s+"\.\./scripts/(\w+)\.py"', block)
+    return m.group(1) if m else None

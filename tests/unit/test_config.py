@@ -9,7 +9,7 @@ import tomllib
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, rule_blocks
 from histodistill.demo.spec import DemoSpec
 from histodistill.training.loop import TrainParams
 from histodistill.wsi.segmentation import SegmentationParams
@@ -102,11 +102,9 @@ def test_config_readme_documents_every_key():
 def test_every_rule_declares_its_cluster_resources():
     """SLURM needs threads, mem_mb and runtime of every rule (gpu for the GPU-capable ones);
     ``all`` is the only local rule."""
-    text = "\n".join(f.read_text() for f in (REPO / "workflow" / "rules").glob("*.smk"))
-    rules = re.split(r"^rule ", text, flags=re.MULTILINE)[1:]
+    rules = rule_blocks()
     assert len(rules) > 10
-    for body in rules:
-        name = body.split(":", 1)[0]
+    for name, body in rules.items():
         for key in ("threads:", "mem_mb=", "runtime="):
             assert key in body, f"rule {name} declares no {key}"
         if name in ("extract_features", "train"):

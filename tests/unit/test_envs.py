@@ -7,7 +7,6 @@ here, and looked up among the env's pins. Pins themselves match pyproject.toml
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import re
 import sys
@@ -15,20 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO
-from histodistill.provenance import PACKAGE, package_imports
+from conftest import REPO, rule_blocks, rule_script
+from histodistill.provenance import PACKAGE, imported_names, package_imports
 
 LOCAL = {PACKAGE, "_bootstrap", "snakemake"}  # snakemake: only the object scripts receive
 
 
 def _third_party(files: list[Path]) -> set[str]:
-    tops = set()
-    for f in files:
-        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                tops |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                tops.add(node.module.split(".")[0])
+    tops = {name.split(".")[0] for f in files for name in imported_names(f)}
     return {t for t in tops if t not in sys.stdlib_module_names and t not in LOCAL}
 
 
@@ -46,14 +39,12 @@ def _env_packages(env: Path) -> set[str]:
 def _rules() -> list[tuple[str, str, str]]:
     """(rule, script name, env path) of every rule with a script."""
     out = []
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"(?m)^(?=rule )", smk.read_text())[1:]:
-            script = re.search(r'script:\n\s+"\.\./scripts/(\w+)\.py"', block)
+    for name, block in rule_blocks().items():
+        script = rule_script(block)
+        if script:
             env = re.search(r'conda:\n\s+"\.\./\.\./(envs/\w+\.yaml)"', block)
-            if script:
-                assert env, f"{smk.name}: {block.split(':', 1)[0]} has no conda env"
-                out.append((block.split(":", 1)[0].removeprefix("rule "), script.group(1),
-                            env.group(1)))
+            assert env, f"rule {name} has no conda env"
+            out.append((name, script, env.group(1)))
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, rule_blocks, rule_script
 from histodistill.provenance import _PACKAGE_ROOT, package_imports, script_code_hash
 
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -91,13 +91,11 @@ def test_each_real_step_hashes_the_code_it_runs_and_not_the_rest():
 def test_every_rule_carries_the_code_hash_of_its_own_script():
     """``code=CODE[...]`` must name the rule's own script (a copy-paste slip would make an
     edit re-run the wrong step), and nothing reaches package code through importlib."""
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"(?m)^(?=rule )", smk.read_text())[1:]:
-            name = block.split(":", 1)[0].removeprefix("rule ")
-            script = re.search(r'script:\n\s+"\.\./scripts/(\w+)\.py"', block)
-            if script is None:
-                continue  # the rule all has no action
-            code = re.search(r'code=CODE\["(\w+)"\]', block)
-            assert code and code.group(1) == script.group(1), f"rule {name} in {smk.name}"
+    for name, block in rule_blocks().items():
+        script = rule_script(block)
+        if script is None:
+            continue  # the rule all has no action
+        code = re.search(r'code=CODE\["(\w+)"\]', block)
+        assert code and code.group(1) == script, f"rule {name}"
     for module in _PACKAGE_ROOT.rglob("*.py"):
         assert "import_module(" not in module.read_text(), module

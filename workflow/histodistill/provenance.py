@@ -40,22 +40,29 @@ def _module_files(name: str, root: Path) -> list[Path]:
     return files
 
 
-@cache
-def _parse(path: Path, root: Path) -> tuple[frozenset[Path], bytes]:
-    """Package module files ``path`` imports directly (function-level imports included), and
-    the sha256 of its syntax tree (comments and formatting left out)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    found: set[Path] = set()
+def _names(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            continue
-        for name in names:
-            if name == PACKAGE or name.startswith(PACKAGE + "."):
-                found.update(_module_files(name, root))
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def imported_names(source: str | os.PathLike[str]) -> set[str]:
+    """Every absolute dotted name ``source`` imports (function-level imports included; for
+    ``from m import x`` the name is ``m.x``)."""
+    return _names(ast.parse(Path(source).read_bytes(), filename=str(source)))
+
+
+@cache
+def _parse(path: Path, root: Path) -> tuple[frozenset[Path], bytes]:
+    """Package module files ``path`` imports directly, and the sha256 of its syntax tree
+    (comments and formatting left out)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    found = {f for name in _names(tree) if name == PACKAGE or name.startswith(PACKAGE + ".")
+             for f in _module_files(name, root)}
     return frozenset(found), hashlib.sha256(ast.dump(tree).encode()).digest()
 
 
@@ -80,11 +87,10 @@ def script_code_hash(script: str | os.PathLike[str], root: Path = _PACKAGE_ROOT)
     anything; data files beside an imported module (the report's template) are hashed by
     their bytes. Modules in ``NOT_HASHED`` are left out."""
     script = Path(script).resolve()
-    files = {script}
-    for f in package_imports(script, root):
-        if f.relative_to(root).as_posix() not in NOT_HASHED:
-            files.add(f)
-        files.update(p for p in f.parent.iterdir()
+    imports = package_imports(script, root)
+    files = {script} | {f for f in imports if f.relative_to(root).as_posix() not in NOT_HASHED}
+    for folder in {f.parent for f in imports}:
+        files.update(p for p in folder.iterdir()
                      if p.is_file() and p.suffix not in {".py", ".pyc", ".typed"})
     digest = hashlib.sha256()
     for f in sorted(files):
