@@ -98,17 +98,17 @@ if task == "segment_tile":
 else:
     import h5py, numpy as np, torch
     from torch.utils.data import DataLoader
-    from histodistill.features.extract import TileDataset
+    from histodistill.features.tiles import SlideTiles, TileBatches
     from histodistill.wsi.tiling import read_geometry
     torch.set_num_threads(1)
     workers, n_read = int(sys.argv[5]), int(sys.argv[6])
     with h5py.File(out + "/big.h5") as f:
         coords, geom = f["coords"][:], read_geometry(f)
     idx = np.random.default_rng(0).choice(len(coords), min(n_read, len(coords)), replace=False)
-    ds = TileDataset("big", slide, coords[np.sort(idx)], geom)
-    loader = DataLoader(ds, batch_size=64, num_workers=workers)
+    ds = TileBatches([SlideTiles("big", slide, coords[np.sort(idx)], geom)], 64)
+    loader = DataLoader(ds, batch_size=None, num_workers=workers)
     t0 = time.perf_counter(); n = 0
-    for batch in loader:
+    for _, _, batch in loader:
         n += len(batch)
     result = {"tiles": n, "seconds": time.perf_counter() - t0}
 result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

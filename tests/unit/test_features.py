@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
-from histodistill.errors import HistodistillError, WeightsError
+from histodistill.errors import HistodistillError, SlideError, WeightsError
 from histodistill.features.extract import SlideJob, extract_slides, resolve_device
-from histodistill.features.registry import REGISTRY, build_extractor, get_spec
+from histodistill.features.factory import build_extractor
+from histodistill.features.registry import get_spec
 from histodistill.provenance import file_sha256
 from histodistill.wsi.segmentation import SegmentationParams, segment_slide
 from histodistill.wsi.tiling import TilingParams, tile_slide
@@ -28,8 +31,8 @@ def patches(tiny_cohort, tmp_path_factory):
     return slide_id, slide, out / "p.h5"
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_registered_extractor_builds_with_random_weights(name):
+@pytest.mark.parametrize("name", ["resnet18_trunc", "resnet50_trunc", "timm:resnet10t"])
+def test_cnn_extractors_build_with_seeded_random_weights(name):
     ext = build_extractor(name, None, seed=0)
     spec = ext.spec
     with torch.inference_mode():
@@ -70,7 +73,7 @@ def test_unknown_extractor_and_timm_names():
     with pytest.raises(HistodistillError, match="unknown extractor"):
         get_spec("uni_v9")
     spec = get_spec("timm:resnet10t")
-    assert spec.pooling == "pre_logits" and spec.dim == 512
+    assert spec.pooling == "pooled" and spec.dim == 512
 
 
 def test_gpu_request_without_gpu_is_an_error():
@@ -85,7 +88,7 @@ def test_extracted_features_carry_provenance(patches, tmp_path):
     slide_id, slide, patch_h5 = patches
     out = tmp_path / "f.h5"
     n = extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
-                       "resnet18_trunc", None, batch_size=16, code_version="abc")
+                       "resnet18_trunc", None, batch_size=8, code_version="abc")
     with h5py.File(out) as f, h5py.File(patch_h5) as p:
         assert f["features"].shape == (n[slide_id], 256) and f["features"].dtype == np.float32
         assert np.array_equal(f["coords"][:], p["coords"][:])
@@ -100,20 +103,73 @@ def test_extracted_features_carry_provenance(patches, tmp_path):
 
 def test_failure_mid_slide_leaves_no_file(patches, tmp_path, monkeypatch):
     slide_id, slide, patch_h5 = patches
-    from histodistill.features import extract
+    from histodistill.features import tiles
 
     calls = {"n": 0}
-    original = extract.TileDataset.__getitem__
+    original = tiles.read_tile
 
-    def flaky(self, i):
+    def flaky(*args):
         calls["n"] += 1
-        if calls["n"] > 3:
+        if calls["n"] > 12:
             raise RuntimeError("disk went away")
-        return original(self, i)
+        return original(*args)
 
-    monkeypatch.setattr(extract.TileDataset, "__getitem__", flaky)
+    monkeypatch.setattr(tiles, "read_tile", flaky)
     out = tmp_path / "f.h5"
     with pytest.raises(RuntimeError, match="disk went away"):
         extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
                        "resnet18_trunc", None, batch_size=8)
-    assert list(tmp_path.iterdir()) == []
+    assert calls["n"] == 13 and list(tmp_path.iterdir()) == []
+
+
+def _shard(tiny_cohort, tiny_pipeline, out, n=3):
+    """``n`` tiny-cohort slides (copied to ``out``) with their patches, as extraction jobs."""
+    folder, _, plan = tiny_cohort
+    done = Path(tiny_pipeline["features"][0]).parent.parent
+    jobs = []
+    for slide_id in list(plan.slides)[:n]:
+        slide = out / f"{slide_id}.tiff"
+        shutil.copy(folder / "slides" / f"{slide_id}.tiff", slide)
+        jobs.append(SlideJob(slide_id, str(slide), str(done / f"{slide_id}.p.h5"),
+                             str(out / "f" / f"{slide_id}.h5")))
+    return jobs
+
+
+def _features(path):
+    with h5py.File(path) as f:
+        return f["features"][:], f.attrs["status"]
+
+
+def test_a_shard_through_worker_processes_equals_one_slide_at_a_time(tiny_cohort,
+                                                                      tiny_pipeline, tmp_path):
+    jobs = _shard(tiny_cohort, tiny_pipeline, tmp_path)
+    counts = extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
+    assert list(counts) == [j.slide_id for j in jobs] and min(counts.values()) > 8
+    for job in jobs:
+        alone = tmp_path / "alone.h5"
+        extract_slides([SlideJob(job.slide_id, job.slide_path, job.patches_h5, str(alone))],
+                       "resnet18_trunc", None, batch_size=8)
+        shard_feats, status = _features(job.out_h5)
+        assert status == "ok" and np.array_equal(shard_feats, _features(alone)[0])
+
+
+@pytest.mark.parametrize("on_error", ["exclude", "stop"])
+def test_an_unreadable_slide_in_a_shard_fails_alone(tiny_cohort, tiny_pipeline, tmp_path,
+                                                    on_error):
+    jobs = _shard(tiny_cohort, tiny_pipeline, tmp_path)
+    bad = Path(jobs[1].slide_path)
+    bad.write_bytes(bad.read_bytes()[:2048])  # truncated after tiling
+    if on_error == "stop":
+        with pytest.raises(SlideError, match=f"slide '{jobs[1].slide_id}'"):
+            extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
+        # the slide before it is complete; nothing half-written under any final name
+        assert _features(jobs[0].out_h5)[1] == "ok"
+        assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [f"{jobs[0].slide_id}.h5"]
+        return
+    counts = extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2,
+                            on_error="exclude")
+    assert counts[jobs[1].slide_id] == 0 and counts[jobs[0].slide_id] > 0
+    assert counts[jobs[2].slide_id] > 0
+    feats, status = _features(jobs[1].out_h5)
+    assert status == "failed" and feats.shape == (0, 256)
+    assert [_features(j.out_h5)[1] for j in (jobs[0], jobs[2])] == ["ok", "ok"]

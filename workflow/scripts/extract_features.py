@@ -12,5 +12,6 @@ with rule_context(snakemake.log[0], snakemake.threads):
                    snakemake.output[0])
     extract_slides([job], cfg["extractor"], cfg["weights"], seed=cfg["seed"],
                    batch_size=cfg["batch_size"], workers=cfg["num_workers"],
-                   device=cfg["device"], code_version=snakemake.params.code,
+                   device=cfg["device"], precision=cfg["precision"],
+                   compile_model=cfg["compile"], code_version=snakemake.params.code,
                    on_error=snakemake.config["wsi"]["on_slide_error"])

@@ -1,49 +1,49 @@
-"""Read tiles from slides and write one feature h5 per slide, streaming.
+"""Feature extraction: many slides through one loaded model, one feature h5 per slide.
 
-Tiles are read and resized in DataLoader workers (each opens its own OpenSlide handle), sent
-to the device as uint8 and normalised there. Features are appended to the h5 batch by batch,
-so host memory does not grow with slide size. ``extract_slides`` loads the model once for
-many slides - the seam for sharded GPU jobs.
+The model is built once per call (``extract_slides``), so a job given many slides - a shard -
+pays for loading (and ``torch.compile``) once. Tiles of all the slides stream through one
+DataLoader (``features.tiles``): worker processes read and resize, batches arrive as uint8
+in pinned memory and are copied without blocking; normalisation and autocast run on the
+device. The result of batch i is copied back and written while batch i + 1 computes, so the
+GPU does not wait for HDF5. Host memory is a few batches, whatever the slide size.
+
+Every slide's file is written under a temporary name and renamed when complete; a slide
+that fails (``wsi.on_slide_error: exclude``) gets a zero-row file that says why.
 
 Feature h5 (``features/{extractor}/{slide}.h5``)::
 
     features  (N, D) float32, row i belongs to coords[i]
     coords    (N, 2) int64 level-0 (x, y), with the tiling attributes copied from patches/
-    attrs     extractor, arch, dim, weights_sha256, weights_source, random_weights,
-              code_version, torch/timm versions, slide_id, status ("ok" | "failed"), reason
+    attrs     extractor, arch, dim, weights_sha256, weights_source, random_weights, precision,
+              code_version, torch/timm versions, slide_id, status ("ok" | "failed"), reason,
+              features_sha256 (of the two arrays as written)
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import h5py
 import numpy as np
-import openslide
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from histodistill.device import resolve_device
 from histodistill.errors import HistodistillError, InputError, SlideError
-from histodistill.features.registry import LoadedExtractor, build_extractor
+from histodistill.features.factory import LoadedExtractor, build_extractor
+from histodistill.features.tiles import SlideTiles, TileBatches
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
-from histodistill.wsi.slide import rgba_to_rgb
-from histodistill.wsi.status import (
-    OK,
-    OnError,
-    check_on_error,
-    guarded,
-    h5_status,
-    upstream_failure,
-)
-from histodistill.wsi.tiling import TileGeometry, read_geometry, write_failed_h5
+from histodistill.wsi.status import OK, check_on_error, guarded, h5_status, upstream_failure
+from histodistill.wsi.tiling import read_geometry, write_failed_h5
 
 log = logging.getLogger(__name__)
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -54,66 +54,93 @@ class SlideJob:
     out_h5: str
 
 
-class TileDataset(Dataset[torch.Tensor]):
-    """Tiles of one slide as uint8 (3, patch_px, patch_px) tensors."""
+class Runner:
+    """The encoder on its device: precision, channels-last for CNNs, optional compile."""
 
-    def __init__(self, slide_id: str, slide_path: str, coords: np.ndarray, geom: TileGeometry):
-        self.slide_id, self.slide_path = slide_id, slide_path
-        self.coords, self.geom = coords, geom
-        self._slide: openslide.OpenSlide | None = None  # opened lazily, once per worker
+    def __init__(self, ext: LoadedExtractor, device: torch.device, precision: str,
+                 compile_model: bool, batch_size: int) -> None:
+        if precision not in ("auto", *DTYPES):
+            raise HistodistillError(f"features.precision must be auto, fp32, bf16 or fp16, "
+                                    f"not {precision!r}")
+        self.device, self.batch_size = device, batch_size
+        # a GPU runs the model in its published precision; a CPU always in float32
+        name = ext.spec.precision if precision == "auto" else precision
+        self.precision = name if device.type == "cuda" else "fp32"
+        self.dtype = DTYPES[self.precision]
+        self.channels_last = device.type == "cuda" and ext.spec.pooling == "stage_avg"
+        encoder = ext.encoder.to(device)
+        if self.channels_last:
+            encoder = encoder.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+        self.compiled = compile_model
+        self.model = torch.compile(encoder, dynamic=False) if compile_model else encoder
 
-    def __len__(self) -> int:
-        return len(self.coords)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if self._slide is None:
-            self._slide = openslide.OpenSlide(self.slide_path)
-        x, y = (int(v) for v in self.coords[i])
-        g = self.geom
-        try:
-            rgba = np.asarray(self._slide.read_region(
-                (x, y), g.patch_level, (g.patch_size_at_level, g.patch_size_at_level)))
-        except openslide.OpenSlideError as exc:
-            raise SlideError(self.slide_id, self.slide_path, f"reading the tile at level-0 "
-                             f"({x}, {y}) failed: {exc}") from None
-        rgb = rgba_to_rgb(rgba)
-        if g.patch_size_at_level != g.patch_px:
-            interp = cv2.INTER_AREA if g.patch_size_at_level > g.patch_px else cv2.INTER_LINEAR
-            rgb = cv2.resize(rgb, (g.patch_px, g.patch_px), interpolation=interp)
-        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        n = len(tiles)
+        tiles = tiles.to(self.device, non_blocking=True)
+        if self.compiled and n < self.batch_size:  # one shape: no recompilation per slide end
+            tiles = torch.cat([tiles, tiles.new_zeros((self.batch_size - n, *tiles.shape[1:]))])
+        if self.channels_last:
+            tiles = tiles.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):
+            return self.model(tiles)[:n]
 
 
-def _extractor_attrs(job: SlideJob, ext: LoadedExtractor, device: torch.device,
-                     code_version: str) -> dict[str, object]:
+class FeatureWriter:
+    """One slide's feature h5, written under a temporary name; ``close`` renames it."""
+
+    def __init__(self, tiles: SlideTiles, out_h5: str, dim: int, attrs: dict[str, object]):
+        self.tiles, self.attrs, self.n = tiles, attrs, len(tiles.coords)
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(out_h5))
+        self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+        self._feats = self._file.create_dataset(
+            "features", shape=(self.n, dim), dtype="float32",
+            chunks=(max(1, min(self.n, 1024)), dim))
+        self.written = 0
+        self._digest = hashlib.sha256()  # of what is written: the index never re-reads it
+
+    def write(self, start: int, batch: np.ndarray) -> None:
+        if start != self.written:
+            raise HistodistillError(f"{self.tiles.slide_id}: rows out of order")
+        self._feats[start:start + len(batch)] = batch
+        self._digest.update(batch.tobytes())
+        self.written += len(batch)
+
+    def close(self) -> None:
+        if self.written != self.n:
+            raise HistodistillError(f"{self.tiles.slide_id}: wrote {self.written} of {self.n}")
+        coords = np.ascontiguousarray(self.tiles.coords, dtype=np.int64)
+        ds = self._file.create_dataset("coords", data=coords)
+        ds.attrs.update(self.tiles.coord_attrs)
+        self._digest.update(coords.tobytes())
+        self._file.attrs.update({**self.attrs, "status": OK,
+                                 "features_sha256": self._digest.hexdigest()})
+        dim = self._feats.shape[1]
+        self._stack.close()
+        log.info("%s: %d x %d features", self.tiles.slide_id, self.n, dim)
+
+    def abort(self) -> None:
+        """Drop the temporary file; nothing appears under the final name."""
+        self._stack.__exit__(HistodistillError, HistodistillError("aborted"), None)
+
+
+def _attrs(slide_id: str, ext: LoadedExtractor, runner: Runner,
+           code_version: str) -> dict[str, object]:
     spec = ext.spec
     return {
-        "slide_id": job.slide_id, "extractor": spec.name, "arch": spec.arch,
-        "dim": spec.dim, "weights_sha256": ext.weights_sha256,
-        "weights_source": ext.weights_source, "random_weights": ext.random_weights,
-        "code_version": code_version, "device": device.type,
+        "slide_id": slide_id, "extractor": spec.name, "arch": spec.arch, "dim": spec.dim,
+        "weights_sha256": ext.weights_sha256, "weights_source": ext.weights_source,
+        "random_weights": ext.random_weights, "precision": runner.precision,
+        "code_version": code_version, "device": runner.device.type,
         **{f"version_{k}": v for k, v in versions("torch", "timm").items()},
     }
 
 
-def _extract_or_exclude(job: SlideJob, ext: LoadedExtractor, device: torch.device,
-                        batch_size: int, workers: int, code_version: str,
-                        on_error: OnError) -> int:
-    """Features of one slide; a slide that failed before (or fails here, under ``exclude``)
-    gets a zero-row features file that says so (wsi/status.py)."""
-
-    def failed(exc: SlideError) -> int:
-        write_failed_h5(job.out_h5, job.slide_id, exc.reason,
-                        {"features": (0, ext.spec.dim), "coords": (0, 2)},
-                        _extractor_attrs(job, ext, device, code_version))
-        return 0
-
-    return guarded(on_error, lambda: _extract_one(job, ext, device, batch_size, workers,
-                                                  code_version), failed,
-                   upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5)))
-
-
-def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batch_size: int,
-                 workers: int, code_version: str) -> int:
+def _read_patches(job: SlideJob, ext: LoadedExtractor) -> SlideTiles:
     with h5py.File(job.patches_h5, "r") as src:
         coords = src["coords"][:]
         geom = read_geometry(src)
@@ -121,45 +148,102 @@ def _extract_one(job: SlideJob, ext: LoadedExtractor, device: torch.device, batc
     spec = ext.spec
     if spec.input_px is not None and geom.patch_px != spec.input_px:
         raise InputError(f"extractor {spec.name!r} expects {spec.input_px} px tiles but "
-                         f"{job.patches_h5} has {geom.patch_px} px; set tiling.patch_px: "
-                         f"{spec.input_px}")
-    loader = DataLoader(TileDataset(job.slide_id, job.slide_path, coords, geom),
-                        batch_size=batch_size, num_workers=workers,
-                        pin_memory=device.type == "cuda",
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
-    use_bf16 = device.type == "cuda"
-    with atomic_path(job.out_h5) as tmp, h5py.File(tmp, "w") as out:
-        feats = out.create_dataset("features", shape=(len(coords), spec.dim), dtype="float32",
-                                   chunks=(min(len(coords), 1024), spec.dim))
-        start = 0
-        digest = hashlib.sha256()  # of what is written, so the index never re-reads the file
-        with torch.inference_mode():
-            for tiles in loader:
-                tiles = tiles.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    emb = ext.encoder(tiles)
-                batch = np.ascontiguousarray(emb.float().cpu().numpy())
-                feats[start:start + len(batch)] = batch
-                digest.update(batch.tobytes())
-                start += len(batch)
-        if start != len(coords):
-            raise HistodistillError(f"{job.slide_id}: wrote {start} of {len(coords)} features")
-        ds = out.create_dataset("coords", data=coords)
-        ds.attrs.update(coord_attrs)
-        digest.update(np.ascontiguousarray(coords, dtype=np.int64).tobytes())
-        out.attrs.update({**_extractor_attrs(job, ext, device, code_version), "status": OK,
-                          "features_sha256": digest.hexdigest()})
-    log.info("%s: %d x %d features -> %s", job.slide_id, len(coords), spec.dim, job.out_h5)
-    return len(coords)
+                         f"{job.patches_h5} has {geom.patch_px} px; set wsi.tiling.patch_px: "
+                         f"{spec.input_px} (and patch_um for the model's {spec.mpp} um/px)")
+    return SlideTiles(job.slide_id, job.slide_path, coords, geom, coord_attrs)
 
 
 def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
                    seed: int = 0, batch_size: int = 64, workers: int = 0, device: str = "auto",
+                   precision: str = "auto", compile_model: bool = False,
                    code_version: str = "", on_error: str = "stop") -> dict[str, int]:
-    """Extract features for many slides with one model load; returns tiles per slide."""
+    """Extract features for many slides with one model load; returns tiles per slide (0 for
+    a slide that failed, here or in an earlier step, under ``on_error="exclude"``)."""
     mode = check_on_error(on_error)
-    dev = resolve_device(device)
     ext = build_extractor(extractor, weights, seed)
-    ext.encoder.to(dev)
-    return {job.slide_id: _extract_or_exclude(job, ext, dev, batch_size, workers, code_version,
-                                              mode) for job in jobs}
+    runner = Runner(ext, resolve_device(device), precision, compile_model, batch_size)
+
+    def failed(job: SlideJob, exc: SlideError) -> int:
+        write_failed_h5(job.out_h5, job.slide_id, exc.reason,
+                        {"features": (0, ext.spec.dim), "coords": (0, 2)},
+                        _attrs(job.slide_id, ext, runner, code_version))
+        return 0
+
+    counts: dict[str, int] = {}
+    ready: list[tuple[SlideJob, SlideTiles]] = []
+    for job in jobs:
+        upstream = upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5))
+        if upstream is not None:
+            counts[job.slide_id] = guarded(mode, lambda: 0, lambda e, j=job: failed(j, e),
+                                           upstream)
+        else:
+            ready.append((job, _read_patches(job, ext)))
+
+    def unreadable(job: SlideJob, exc: SlideError) -> int:
+        if mode != "exclude":
+            raise exc
+        log.error("%s - excluded (wsi.on_slide_error: exclude)", exc)
+        return failed(job, exc)
+
+    counts.update(_stream(ready, ext, runner, workers, code_version, unreadable))
+    return {job.slide_id: counts[job.slide_id] for job in jobs}
+
+
+def _stream(ready: list[tuple[SlideJob, SlideTiles]], ext: LoadedExtractor, runner: Runner,
+            workers: int, code_version: str,
+            on_failure: Callable[[SlideJob, SlideError], int]) -> dict[str, int]:
+    """Run every tile of ``ready`` through the model, writing each slide as it completes."""
+    slides = [tiles for _, tiles in ready]
+    loader = DataLoader(TileBatches(slides, runner.batch_size), batch_size=None,
+                        num_workers=workers, pin_memory=runner.device.type == "cuda",
+                        prefetch_factor=4 if workers else None)
+    writers: dict[int, FeatureWriter] = {}
+    counts: dict[str, int] = {}
+    dead: set[int] = set()
+
+    def writer(k: int) -> FeatureWriter:
+        if k not in writers:
+            job, tiles = ready[k]
+            writers[k] = FeatureWriter(tiles, job.out_h5, ext.spec.dim,
+                                       _attrs(job.slide_id, ext, runner, code_version))
+        return writers[k]
+
+    def flush(pending: tuple[int, int, torch.Tensor] | None) -> None:
+        if pending is None or pending[0] in dead:
+            return
+        k, start, emb = pending
+        w = writer(k)
+        w.write(start, np.ascontiguousarray(emb.float().cpu().numpy()))
+        if w.written == w.n:
+            writers.pop(k).close()
+            counts[ready[k][0].slide_id] = w.n
+
+    pending = None
+    try:
+        with torch.inference_mode():
+            for k, start, payload in loader:
+                if k in dead:
+                    continue
+                if isinstance(payload, str):  # this slide cannot be read: it alone fails
+                    flush(pending)  # slides before it complete first
+                    pending = None
+                    dead.add(k)
+                    if k in writers:
+                        writers.pop(k).abort()
+                    job = ready[k][0]
+                    counts[job.slide_id] = on_failure(
+                        job, SlideError(job.slide_id, job.slide_path, payload))
+                    continue
+                emb = runner(payload)  # queued on the GPU; the previous batch is written now
+                flush(pending)
+                pending = (k, start, emb)
+            flush(pending)
+        for k, (job, _) in enumerate(ready):  # slides without a tile
+            if job.slide_id not in counts and k not in dead:
+                writer(k).close()
+                counts[job.slide_id] = 0
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    return counts
