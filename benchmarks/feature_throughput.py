@@ -106,6 +106,8 @@ def main() -> None:
         total = tile_slide(slide, "bench", out / "t.geojson", out / "all.h5",
                            TilingParams(112.0, 224, 0.5))
         n = subset(out / "all.h5", out / "p.h5", args.tiles)
+        one = out / "one.h5"  # one batch: the load + compile share of an end-to-end run
+        subset(out / "all.h5", one, args.batch)
         gpu = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
         print(f"\n{gpu}; {torch.get_num_threads()} CPU threads; slide {total} tiles of 224 px, "
               f"{n} per end-to-end run; batch {args.batch}, {args.workers} reader processes, "
@@ -116,10 +118,7 @@ def main() -> None:
         for name in args.models:
             rate = model_only(name, device, args.batch, args.model_batches, args.precision,
                               args.compile)
-            # the load + compile share of the end-to-end run, measured on a 1-batch run
-            small = out / "one.h5"
-            subset(out / "all.h5", small, args.batch)
-            t_one, _ = end_to_end(name, slide, small, out / "f1.h5", args.device,
+            t_one, _ = end_to_end(name, slide, one, out / "f1.h5", args.device,
                                      args.batch, args.workers, args.precision, args.compile)
             wall, tiles = end_to_end(name, slide, out / "p.h5", out / "f.h5", args.device,
                                         args.batch, args.workers, args.precision,

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -93,7 +94,7 @@ class FeatureWriter:
     """One slide's feature h5, written under a temporary name; ``close`` renames it."""
 
     def __init__(self, tiles: SlideTiles, out_h5: str, dim: int, attrs: dict[str, object]):
-        self.tiles, self.attrs, self.n = tiles, attrs, len(tiles.coords)
+        self.tiles, self.attrs, self.n, self.dim = tiles, attrs, len(tiles.coords), dim
         self._stack = ExitStack()
         tmp = self._stack.enter_context(atomic_path(out_h5))
         self._file = self._stack.enter_context(h5py.File(tmp, "w"))
@@ -119,20 +120,19 @@ class FeatureWriter:
         self._digest.update(coords.tobytes())
         self._file.attrs.update({**self.attrs, "status": OK,
                                  "features_sha256": self._digest.hexdigest()})
-        dim = self._feats.shape[1]
         self._stack.close()
-        log.info("%s: %d x %d features", self.tiles.slide_id, self.n, dim)
+        log.info("%s: %d x %d features", self.tiles.slide_id, self.n, self.dim)
 
     def abort(self) -> None:
         """Drop the temporary file; nothing appears under the final name."""
         self._stack.__exit__(HistodistillError, HistodistillError("aborted"), None)
 
 
-def _attrs(slide_id: str, ext: LoadedExtractor, runner: Runner,
-           code_version: str) -> dict[str, object]:
+def _attrs(ext: LoadedExtractor, runner: Runner, code_version: str) -> dict[str, object]:
+    """The attributes every feature file of this run shares (each adds its slide_id)."""
     spec = ext.spec
     return {
-        "slide_id": slide_id, "extractor": spec.name, "arch": spec.arch, "dim": spec.dim,
+        "extractor": spec.name, "arch": spec.arch, "dim": spec.dim,
         "weights_sha256": ext.weights_sha256, "weights_source": ext.weights_source,
         "random_weights": ext.random_weights, "precision": runner.precision,
         "code_version": code_version, "device": runner.device.type,
@@ -162,11 +162,12 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
     mode = check_on_error(on_error)
     ext = build_extractor(extractor, weights, seed)
     runner = Runner(ext, resolve_device(device), precision, compile_model, batch_size)
+    attrs = _attrs(ext, runner, code_version)
 
     def failed(job: SlideJob, exc: SlideError) -> int:
         write_failed_h5(job.out_h5, job.slide_id, exc.reason,
                         {"features": (0, ext.spec.dim), "coords": (0, 2)},
-                        _attrs(job.slide_id, ext, runner, code_version))
+                        {**attrs, "slide_id": job.slide_id})
         return 0
 
     counts: dict[str, int] = {}
@@ -180,17 +181,18 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
             ready.append((job, _read_patches(job, ext)))
 
     def unreadable(job: SlideJob, exc: SlideError) -> int:
-        if mode != "exclude":
-            raise exc
-        log.error("%s - excluded (wsi.on_slide_error: exclude)", exc)
-        return failed(job, exc)
+        return guarded(mode, partial(_raise, exc), lambda e: failed(job, e))
 
-    counts.update(_stream(ready, ext, runner, workers, code_version, unreadable))
+    counts.update(_stream(ready, runner, workers, ext.spec.dim, attrs, unreadable))
     return {job.slide_id: counts[job.slide_id] for job in jobs}
 
 
-def _stream(ready: list[tuple[SlideJob, SlideTiles]], ext: LoadedExtractor, runner: Runner,
-            workers: int, code_version: str,
+def _raise(exc: SlideError) -> int:
+    raise exc
+
+
+def _stream(ready: list[tuple[SlideJob, SlideTiles]], runner: Runner, workers: int, dim: int,
+            attrs: dict[str, object],
             on_failure: Callable[[SlideJob, SlideError], int]) -> dict[str, int]:
     """Run every tile of ``ready`` through the model, writing each slide as it completes."""
     slides = [tiles for _, tiles in ready]
@@ -204,8 +206,7 @@ def _stream(ready: list[tuple[SlideJob, SlideTiles]], ext: LoadedExtractor, runn
     def writer(k: int) -> FeatureWriter:
         if k not in writers:
             job, tiles = ready[k]
-            writers[k] = FeatureWriter(tiles, job.out_h5, ext.spec.dim,
-                                       _attrs(job.slide_id, ext, runner, code_version))
+            writers[k] = FeatureWriter(tiles, job.out_h5, dim, {**attrs, "slide_id": job.slide_id})
         return writers[k]
 
     def flush(pending: tuple[int, int, torch.Tensor] | None) -> None:

@@ -37,10 +37,12 @@ def _from_file(spec: ExtractorSpec, path: Path) -> torch.nn.Module:
     rather than ~30 s) and take the file's tensors as the parameters."""
     with torch.device("meta"):
         backbone = build_backbone(spec)
+    stored = backbone.state_dict()
+    if any(name not in stored for name, _ in backbone.named_buffers()):
+        # non-persistent buffers (e.g. a Swin's position index) are computed when the model
+        # is built and are not in any file: build for real
+        backbone = build_backbone(spec)
     load_weights(backbone, spec, path)
-    if any(t.is_meta for t in [*backbone.parameters(), *backbone.buffers()]):
-        backbone = build_backbone(spec)  # non-persistent buffers: build for real, then load
-        load_weights(backbone, spec, path)
     return backbone
 
 

@@ -1,10 +1,11 @@
 """Tiles of many slides as batches, read and resized in DataLoader worker processes.
 
 One dataset item is one batch (the DataLoader runs with ``batch_size=None``), so a batch
-never spans two slides and the main process only stacks nothing: it gets a ready uint8
-tensor (B, 3, patch_px, patch_px) in shared memory. Each worker keeps the OpenSlide handle of
-the slide it is on. A slide that cannot be read comes back as its error message, so that the
-main process can fail that slide alone (``wsi.on_slide_error: exclude``).
+never spans two slides and the main process receives a ready uint8 tensor
+(B, 3, patch_px, patch_px) in shared memory, with nothing left to collate. Each worker keeps
+the OpenSlide handle of the slide it is on. A slide that cannot be read comes back as its
+error message, so that the main process can fail that slide alone
+(``wsi.on_slide_error: exclude``).
 """
 
 from __future__ import annotations

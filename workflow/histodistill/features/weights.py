@@ -40,7 +40,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 # (attention.attention.query, ...) and those of transformers >= 5 (attention.q_proj, ...)
 _HF_BLOCK = {
     "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
-    "layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma",
+    "layer_scale1": "ls1", "layer_scale2": "ls2",
     "attention.output.dense": "attn.proj", "attention.o_proj": "attn.proj",
 }
 _HF_QKV = {"q": ("attention.attention.query", "attention.q_proj"),
@@ -75,10 +75,8 @@ def hf_dinov2_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
         part = next((p for p, names in _HF_QKV.items() if name in names), None)
         if part is not None:
             qkv.setdefault((block, kind), {})[part] = value
-        elif kind == "lambda1" and f"{name}.lambda1" in _HF_BLOCK:
-            out[f"blocks.{block}.{_HF_BLOCK[name + '.lambda1']}"] = value
-        elif name in _HF_BLOCK:
-            out[f"blocks.{block}.{_HF_BLOCK[name]}.{kind}"] = value
+        elif name in _HF_BLOCK:  # a layer scale's lambda1 is timm's gamma
+            out[f"blocks.{block}.{_HF_BLOCK[name]}.{kind.replace('lambda1', 'gamma')}"] = value
         else:
             out[key] = value
     for (block, kind), parts in qkv.items():
