@@ -1,9 +1,10 @@
 """Seconds for a dry run of a 1,000-slide x 3-cohort config, and SLURM jobs it would submit.
 
-    python benchmarks/dag_dryrun.py [--slides 1000] [--cohorts 3]
+    python benchmarks/dag_dryrun.py [--slides 1000] [--cohorts 3] [--slides-per-job 25]
 
 Real-style cohorts (sheets, a raw count table, empty slide files: a dry run only checks that
-they exist) in a temporary folder, the default 8 models x 5 folds. Times, each in a fresh
+they exist) in a temporary folder, the default 8 models x 5 folds, feature shards of
+``--slides-per-job`` slides (one generated rule each). Times, each in a fresh
 process as a user runs it, both until the DAG is built (Snakemake prints its "Job stats"
 table) and until the dry run ends (it then walks every job once more, as it would to run it):
   * ``snakemake -n`` of the whole config (local executor), and of one cohort;
@@ -75,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slides", type=int, default=1000)
     parser.add_argument("--cohorts", type=int, default=3)
+    parser.add_argument("--slides-per-job", type=int, default=25)
     args = parser.parse_args()
     print(f"# {platform.node()}: {platform.processor() or platform.machine()}, "
           f"python {platform.python_version()}")
@@ -86,6 +88,7 @@ def main() -> None:
         for name, chosen in (("all", cohorts), ("one", dict(list(cohorts.items())[:1]))):
             cfg = tiny_config(**chosen)
             cfg["splits"]["n_folds"] = 5
+            cfg["features"]["slides_per_job"] = args.slides_per_job
             configs[name] = root / f"{name}.yaml"
             configs[name].write_text(yaml.safe_dump(cfg))
         common = ["-s", str(REPO / "Snakefile"), "--replace-workflow-config"]

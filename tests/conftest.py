@@ -109,9 +109,17 @@ def tiny_models(tiny_pipeline, tmp_path_factory):
 
 
 def rule_blocks() -> dict[str, str]:
-    """Every rule of workflow/rules/*.smk: name -> its text up to the next rule."""
+    """Every rule of workflow/rules/*.smk: name -> its text up to the next rule. The one rule
+    defined in a loop (``rule:`` with a generated name: the feature shards) is listed under
+    its family's name, extract_features."""
+    from histodistill.features.shards import FAMILY
+
     text = "\n".join(f.read_text() for f in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    return {b.split(":", 1)[0]: b for b in re.split(r"^rule ", text, flags=re.MULTILINE)[1:]}
+    blocks = re.split(r"^\s*rule\b\s*", text, flags=re.MULTILINE)[1:]
+    named = {b.split(":", 1)[0]: b for b in blocks if not b.startswith(":")}
+    looped = [b for b in blocks if b.startswith(":")]
+    assert len(looped) == 1 and FAMILY not in named, "one generated rule family expected"
+    return {**named, FAMILY: looped[0]}
 
 
 def rule_script(block: str) -> str | None:

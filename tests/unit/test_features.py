@@ -164,7 +164,8 @@ def test_an_unreadable_slide_in_a_shard_fails_alone(tiny_cohort, tiny_pipeline, 
             extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
         # the slide before it is complete; nothing half-written under any final name
         assert _features(jobs[0].out_h5)[1] == "ok"
-        assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [f"{jobs[0].slide_id}.h5"]
+        written = sorted(p.name for p in (tmp_path / "f").iterdir() if p.is_file())
+        assert written == [f"{jobs[0].slide_id}.h5"]
         return
     counts = extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2,
                             on_error="exclude")
@@ -173,3 +174,52 @@ def test_an_unreadable_slide_in_a_shard_fails_alone(tiny_cohort, tiny_pipeline, 
     feats, status = _features(jobs[1].out_h5)
     assert status == "failed" and feats.shape == (0, 256)
     assert [_features(j.out_h5)[1] for j in (jobs[0], jobs[2])] == ["ok", "ok"]
+
+
+def _rerun(jobs, caplog, **kwargs):
+    """Delete every output (as Snakemake does before re-running a job), run the shard again;
+    the slides restored from the reuse store."""
+    for job in jobs:
+        Path(job.out_h5).unlink()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="histodistill.features.reuse"):
+        extract_slides(jobs, "resnet18_trunc", None, batch_size=8, **kwargs)
+    return {r.args[0] for r in caplog.records if "restored from" in r.getMessage()}
+
+
+def test_a_rerun_shard_restores_unchanged_slides_and_recomputes_changed_ones(
+        tiny_cohort, tiny_pipeline, tmp_path, caplog, monkeypatch):
+    import os
+
+    from histodistill.features import extract
+
+    jobs = _shard(tiny_cohort, tiny_pipeline, tmp_path)
+    extract_slides(jobs, "resnet18_trunc", None, batch_size=8)
+    first = {j.slide_id: _features(j.out_h5)[0] for j in jobs}
+    ids = set(first)
+
+    # nothing changed: every slide is linked back, and the model is not even loaded
+    with monkeypatch.context() as m:
+        m.setattr(extract, "build_extractor", lambda *a, **k: pytest.fail("model loaded"))
+        assert _rerun(jobs, caplog) == ids
+    for job in jobs:
+        assert np.array_equal(_features(job.out_h5)[0], first[job.slide_id])
+        assert os.path.samefile(job.out_h5, Path(job.out_h5).parent / ".reuse" /
+                                Path(job.out_h5).name)
+
+    # a re-scanned slide (new mtime) is recomputed; the others are restored
+    stat = os.stat(jobs[0].slide_path)
+    os.utime(jobs[0].slide_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert _rerun(jobs, caplog) == ids - {jobs[0].slide_id}
+    assert np.array_equal(_features(jobs[0].out_h5)[0], first[jobs[0].slide_id])
+
+    # a damaged stored file is not trusted: recomputed, and the result is right again
+    with h5py.File(Path(jobs[1].out_h5).parent / ".reuse" / Path(jobs[1].out_h5).name,
+                   "r+") as f:
+        f["features"][0, 0] += 1.0
+    assert _rerun(jobs, caplog) == ids - {jobs[1].slide_id}
+    assert np.array_equal(_features(jobs[1].out_h5)[0], first[jobs[1].slide_id])
+
+    # other code or other settings (here the seed): everything is recomputed
+    assert _rerun(jobs, caplog, code_version="edited") == set()
+    assert _rerun(jobs, caplog, code_version="edited", seed=1) == set()

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 from histodistill.models.catalog import CATALOG
-from workflow_helpers import planned_jobs, snakemake, tiny_config, tiny_demo
+from workflow_helpers import planned_jobs, shard_of, snakemake, tiny_config, tiny_demo
 
 pytestmark = pytest.mark.slow
 
@@ -71,10 +71,10 @@ def test_rerun_after_completion_does_nothing(run):
     assert planned_jobs(workdir, config) == set()
 
 
-def test_deleting_one_slides_features_reruns_only_that_slide_and_dependents(run):
+def test_deleting_one_slides_features_reruns_only_its_shard_and_dependents(run):
     workdir, config = run
     feats = sorted((workdir / "results" / "a" / "features" / "resnet18_trunc").glob("*.h5"))
-    victim = feats[0]
+    victim = feats[6]
     backup = victim.with_suffix(".bak")
     shutil.copy2(victim, backup)
     victim.unlink()
@@ -82,9 +82,8 @@ def test_deleting_one_slides_features_reruns_only_that_slide_and_dependents(run)
         jobs = planned_jobs(workdir, config)
     finally:
         shutil.move(backup, victim)
-    slide = victim.stem
-    expected = {("extract_features", (("cohort", "a"), ("extractor", "resnet18_trunc"),
-                                      ("slide", slide))),
+    shard = shard_of(workdir / "results" / "a" / "demo" / "samples.tsv", victim.stem)
+    expected = {("extract_features", (("cohort", "a"), ("shard", shard))),
                 ("index_features", (("cohort", "a"), ("extractor", "resnet18_trunc"))),
                 ("evaluate", (("cohort", "a"),)), ("report", (("cohort", "a"),)),
                 ("all", ())}
@@ -231,14 +230,17 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     log = (tmp_path / "results" / "real" / "logs" / "segment_and_tile" / f"{bad}.log"
            ).read_text()
     assert f"slide '{bad}'" in log and "OpenSlide" in log
+    # every other slide is encoded, but for the other slides of the bad one's feature shard
+    # (rows 0-4 of the sheet), which wait for the decision
     feats = tmp_path / "results" / "real" / "features" / "resnet18_trunc"
-    assert sorted(p.stem for p in feats.glob("*.h5")) == sorted(set(samples["slide"]) - {bad})
+    assert sorted(p.stem for p in feats.glob("*.h5")) == sorted(samples["slide"].iloc[5:])
 
     config["wsi"] = {"on_slide_error": "exclude"}
     jobs = planned_jobs(tmp_path, config)
-    slide_jobs = {(r, dict(w)["slide"]) for r, w in jobs if "slide" in dict(w)}
-    assert slide_jobs == {("segment_and_tile", bad), ("extract_features", bad)}
+    assert _slide_jobs(jobs) == {("segment_and_tile", bad), ("extract_features", "0")}
     snakemake(tmp_path, config)
+    shard_log = feats.parent.parent / "logs" / "extract_features" / "resnet18_trunc"
+    assert f"slide '{bad}'" in (shard_log / "shard0.log").read_text()
     html = (tmp_path / "results" / "real" / "report.html").read_text()
     assert "FAILED and were excluded" in html and "failed: format not recognised" in html
     meta = (tmp_path / "results" / "real" / "models" / "wsi_abmil" / "fold0" / "meta.json")
@@ -250,8 +252,15 @@ def test_a_bad_slide_stops_only_itself_then_is_excluded_and_reported(run, tmp_pa
     added = pd.concat([samples, samples.iloc[[1]].assign(
         slide="new-slide", path=str(tmp_path / "slides" / "new-slide.tiff"))])
     added.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
-    jobs = _by_cohort(planned_jobs(tmp_path, config))
-    assert {(r, s) for r, s in jobs["real"] if s is not None} == {
-        ("segment_and_tile", "new-slide"), ("extract_features", "new-slide")}
+    planned = planned_jobs(tmp_path, config)
+    # its own segmentation, and the last feature shard (rows 10-12), which it joins
+    assert _slide_jobs(planned) == {("segment_and_tile", "new-slide"), ("extract_features", "2")}
     # the sheet defines the folds (patients with a slide): every model of the cohort re-trains
-    assert {r for r, s in jobs["real"] if s is None} == COHORT_LEVEL | {"index_features"}
+    assert {r for r, w in planned if not _slide_jobs({(r, w)})} == COHORT_LEVEL | {
+        "index_features", "all"}
+
+
+def _slide_jobs(jobs):
+    """(rule, slide) of per-slide jobs and (extract_features, shard index) of feature shards."""
+    return {(r, dict(w).get("slide", dict(w).get("shard"))) for r, w in jobs
+            if {"slide", "shard"} & set(dict(w))}

@@ -58,11 +58,12 @@ def submissions(out: str) -> dict[str, str]:
 def test_demo_runs_under_slurm_and_sacct_accounts_for_every_job(cluster, tmp_path):
     profile = site_profile(
         tmp_path, cores=2, **{"set-threads": {"extract_features": 1},  # a 2-CPU node
-                              "group-components": ["slides=6", "features=6"],
+                              "group-components": ["slides=6"],
                               "slurm-init-seconds-before-status-checks": 5,
                               "latency-wait": 5, "retries": 0})
     config = tiny_config(a=tiny_demo(4))
     config["models"] = ["wsi_abmil"]
+    config["features"]["slides_per_job"] = 6
     proc = snakemake(tmp_path, config, "--workflow-profile", str(profile), env=cluster.env)
     out = proc.stdout + proc.stderr
     assert (tmp_path / "results" / "a" / "report.html").is_file()
@@ -77,30 +78,40 @@ def test_demo_runs_under_slurm_and_sacct_accounts_for_every_job(cluster, tmp_pat
         assert (job["State"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
         assert (job["Partition"], job["Account"]) == (PARTITION, ACCOUNT), job
     # 12 slides: generation + segmentation/tiling in 2 SLURM jobs of 6 slides, extraction
-    # in 2 more; no per-slide job was submitted on its own
+    # in 2 shards of 6; no per-slide job was submitted on its own
     comments = sorted(accounted[j]["Comment"] for j in submitted)
     print("\n".join(comments))
     assert sum(c.startswith("rule_slides") for c in comments) == 2, comments
-    assert sum(c.startswith("rule_features") for c in comments) == 2, comments
-    assert not any(c.startswith(("rule_make_demo_slide", "rule_segment_and_tile",
-                                 "rule_extract_features"))
+    assert sum(c.startswith("rule_extract_features_a_") for c in comments) == 2, comments
+    assert not any(c.startswith(("rule_make_demo_slide", "rule_segment_and_tile"))
                    for c in comments), comments
     train = [accounted[j] for j in submitted if accounted[j]["Comment"].startswith("rule_train")]
     assert len(train) == 2 and all(j["ReqMem"] == "4048M" for j in train), train
 
 
-def test_a_1000_slide_cohort_is_70_slurm_jobs_for_its_slides(tmp_path):
-    """The README's job count: 1,000 slides -> 20 + 50 grouped SLURM jobs instead of 2,000."""
+def test_a_1000_slide_cohort_is_60_slurm_jobs_for_its_slides(tmp_path):
+    """The README's job count: 1,000 slides -> 20 grouped segmentation jobs + 40 feature shards
+    (25 slides each) instead of 2,000; every shard gets the GPU the profile sets for
+    extract_features."""
     config = tiny_config(big=sheet_cohort(tmp_path, "big", 1000))
     config["splits"]["n_folds"] = 5
+    config["features"]["slides_per_job"] = 25  # the default
     proc = snakemake(tmp_path, config, "--dry-run", "--workflow-profile",
                      str(PROFILE.parent))
     out = proc.stdout + proc.stderr
     groups, singles = slurm_submissions(out)
-    assert (groups.count("slides"), groups.count("features")) == (20, 50)
-    assert not {"segment_and_tile", "extract_features"} & set(singles)
+    assert groups.count("slides") == 20 and "segment_and_tile" not in singles
+    shards = [r for r in singles if r.startswith("extract_features_big_")]
+    assert sorted(shards) == sorted(f"extract_features_big_{k}" for k in range(40))
     # 8 models x 5 folds of training, 5 attention maps, 8 other cohort-level jobs
-    assert len(singles) == 53 and len(singles) + len(groups) == 123, singles
+    assert len(singles) - len(shards) == 53 and len(singles) + len(groups) == 113, singles
+    shard_jobs = re.findall(r"rule extract_features_big_\d+:.*?resources: [^\n]*", out,
+                            re.DOTALL)
+    assert len(shard_jobs) == 40
+    for job in shard_jobs:  # the profile's GPU, partition and threads; 15 + 6 min per slide
+        resources = job.rsplit("resources: ", 1)[1]
+        assert {"gpu=1", "slurm_partition=gpu", "runtime=165"} <= set(resources.split(", "))
+        assert "threads: 2" in job, job  # the profile's 4, capped by this run's --cores 2
 
 
 def test_a_job_killed_for_memory_is_resubmitted_with_more_and_completes(cluster, tmp_path):

@@ -16,11 +16,12 @@ GENESETS = REPO / "resources" / "genesets"
 
 
 def tiny_config(**cohorts: dict) -> dict:
-    """A config small enough for CI: tiny slides, 2 folds, few epochs."""
+    """A config small enough for CI: tiny slides, 2 folds, few epochs; feature shards of 5
+    slides (a 12-slide demo cohort is 3 shards)."""
     return {
         "cohorts": cohorts,
         "genesets": {"hallmark": str(GENESETS / "h.all.v7.0.symbols.gmt")},
-        "features": {"extractor": "resnet18_trunc", "batch_size": 32},
+        "features": {"extractor": "resnet18_trunc", "batch_size": 32, "slides_per_job": 5},
         "splits": {"n_folds": 2, "val_fraction": 0.25, "seed": 0},
         "train": {"epochs": 2, "min_epochs": 1, "n_bins": 2, "hidden": 16, "lr": 0.001,
                   "max_patches": 64},
@@ -58,6 +59,12 @@ def planned_jobs(workdir: Path, config: dict, snakefile: Path = REPO / "Snakefil
     for line in out.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):", line.strip()):
             rule = m.group(1)
+            if shard := re.fullmatch(r"extract_features_(\w+)_(\d+)", rule):
+                # a feature shard's rule: listed as its family, with cohort and shard index
+                jobs.add(("extract_features", (("cohort", shard.group(1)),
+                                               ("shard", shard.group(2)))))
+                rule = None
+                continue
             jobs.add((rule, ()))
         elif rule and (m := re.match(r"^wildcards: (.*)$", line.strip())):
             jobs.discard((rule, ()))
@@ -112,3 +119,10 @@ def sheet_cohort(root: Path, name: str, n_slides: int, n_genes: int = 50,
     counts.to_csv(folder / "counts.tsv", sep="\t")
     return {"samples": str(folder / "samples.tsv"), "clinical": str(folder / "clinical.tsv"),
             "rna": {"path": str(folder / "counts.tsv"), "kind": "counts"}}
+
+
+def shard_of(sheet: Path, slide: str, per_job: int = 5) -> str:
+    """The index of the feature shard that holds ``slide``: its sample-sheet row // size."""
+    import pandas as pd
+
+    return str(list(pd.read_csv(sheet, sep="\t")["slide"]).index(slide) // per_job)

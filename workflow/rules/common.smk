@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
+from histodistill.features.shards import FAMILY, plan_shards, shard_rule_names  # noqa: E402
 from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
 from histodistill.provenance import script_code_hash  # noqa: E402
 from histodistill.rna.table import RnaSource  # noqa: E402
@@ -98,6 +99,16 @@ for _name, _cfg in config["cohorts"].items():
         _fail(f"cohort {_name!r}: {exc}")
 
 DEMO_COHORTS = [c for c, v in COHORTS.items() if v["demo"] is not None]
+
+# Feature-extraction shards: (cohort, k) -> its slides (consecutive sheet rows) and rule name.
+SHARDS = {(c, k): slides for c in COHORTS
+          for k, slides in enumerate(plan_shards(list(COHORTS[c]["slides"]),
+                                                 config["features"]["slides_per_job"]))}
+SHARD_RULES = shard_rule_names(list(COHORTS), {c: sum(1 for cc, _ in SHARDS if cc == c)
+                                               for c in COHORTS})
+# The shards' params: the feature settings, less the shard size (a new shard size must not
+# re-run slides whose features do not depend on it).
+FEATURE_PARAMS = {k: v for k, v in config["features"].items() if k != "slides_per_job"}
 
 
 def _alternatives(names):
@@ -246,6 +257,22 @@ def demo_config(wc):
 def scaled_mem(base_mb):
     """mem_mb that grows with each retry, so an out-of-memory job succeeds on re-submission."""
     return lambda wc, attempt: base_mb * attempt
+
+
+# What a profile sets for the rule family extract_features (set-resources / set-threads)
+# applies to every shard rule; Snakemake itself matches those settings by exact rule name.
+_threads = workflow.resource_settings.overwrite_threads.get(FAMILY, 1)
+SHARD_THREADS = getattr(_threads, "raw", _threads)
+
+
+def shard_resources(n_slides):
+    """Resources of a shard of ``n_slides``: memory does not grow with the shard (tiles
+    stream); the time limit does (GPU-sized: 15 min + 6 min per slide, unless the profile
+    sets runtime for extract_features)."""
+    resources = {"mem_mb": scaled_mem(4000), "runtime": 15 + 6 * n_slides, "gpu": 0}
+    profile = workflow.resource_settings.overwrite_resources.get(FAMILY, {})
+    # Snakemake has parsed them already: pass each on as written (an expression stays one)
+    return {**resources, **{k: getattr(v, "raw", v) for k, v in profile.items()}}
 
 
 def input_scaled_mem(base_mb, per_input_mb):

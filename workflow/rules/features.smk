@@ -1,28 +1,35 @@
-rule extract_features:
-    input:
-        slide=slide_path,
-        patches="results/{cohort}/patches/{slide}.h5",
-        weights=[config["features"]["weights"]] if config["features"]["weights"] else [],
-    output:
-        "results/{cohort}/features/{extractor}/{slide}.h5",
-    params:
-        features=config["features"],
-        code=CODE["extract_features"],
-    wildcard_constraints:
-        extractor=re.escape(EXTRACTOR),
-    benchmark:
-        "results/{cohort}/benchmarks/extract_features/{extractor}/{slide}.tsv"
-    log:
-        "results/{cohort}/logs/extract_features/{extractor}/{slide}.log",
-    threads: 1
-    resources:
-        mem_mb=scaled_mem(4000),
-        runtime=60,
-        gpu=0,
-    conda:
-        "../../envs/features.yaml"
-    script:
-        "../scripts/extract_features.py"
+# Feature extraction runs in shards: features.slides_per_job consecutive sample-sheet rows
+# per job, so the model is loaded (and compiled) once per shard, while every slide keeps its
+# own feature file. One job per shard needs one rule per shard (a job's outputs are fixed by
+# its rule), generated here: extract_features_<cohort>_<k>. A re-run shard restores its
+# unchanged slides from features/<extractor>/.reuse (histodistill.features.reuse). The
+# profile's set-resources and set-threads for extract_features apply to every shard.
+for (_cohort, _k), _slides in SHARDS.items():
+
+    rule:
+        name:
+            SHARD_RULES[_cohort, _k]
+        input:
+            slides=[COHORTS[_cohort]["slides"][s]["path"] for s in _slides],
+            patches=[f"results/{_cohort}/patches/{s}.h5" for s in _slides],
+            weights=[config["features"]["weights"]] if config["features"]["weights"] else [],
+        output:
+            [f"results/{_cohort}/features/{EXTRACTOR}/{s}.h5" for s in _slides],
+        params:
+            slides=_slides,
+            features=FEATURE_PARAMS,
+            code=CODE["extract_features"],
+        benchmark:
+            f"results/{_cohort}/benchmarks/extract_features/{EXTRACTOR}/shard{_k}.tsv"
+        log:
+            f"results/{_cohort}/logs/extract_features/{EXTRACTOR}/shard{_k}.log",
+        threads: SHARD_THREADS
+        resources:
+            **shard_resources(len(_slides)),
+        conda:
+            "../../envs/features.yaml"
+        script:
+            "../scripts/extract_features.py"
 
 
 rule index_features:

@@ -1,4 +1,4 @@
-"""Rule extract_features: patch features of one slide."""
+"""Rules extract_features_<cohort>_<k>: patch features of one shard of slides, one h5 each."""
 
 import _bootstrap  # noqa: F401
 from histodistill.features.extract import SlideJob, extract_slides
@@ -8,9 +8,10 @@ cfg = snakemake.params.features
 # on_slide_error is read from the config, not passed as a param: switching stop -> exclude
 # must not re-run the slides that succeeded (their outputs do not depend on it).
 with rule_context(snakemake.log[0], snakemake.threads):
-    job = SlideJob(snakemake.wildcards.slide, snakemake.input.slide, snakemake.input.patches,
-                   snakemake.output[0])
-    extract_slides([job], cfg["extractor"], cfg["weights"], seed=cfg["seed"],
+    jobs = [SlideJob(*paths) for paths in zip(snakemake.params.slides, snakemake.input.slides,
+                                              snakemake.input.patches, snakemake.output,
+                                              strict=True)]
+    extract_slides(jobs, cfg["extractor"], cfg["weights"], seed=cfg["seed"],
                    batch_size=cfg["batch_size"], workers=cfg["num_workers"],
                    device=cfg["device"], precision=cfg["precision"],
                    compile_model=cfg["compile"], code_version=snakemake.params.code,

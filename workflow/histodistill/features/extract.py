@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from histodistill.device import resolve_device
 from histodistill.errors import HistodistillError, InputError, SlideError
 from histodistill.features.factory import LoadedExtractor, build_extractor
+from histodistill.features.reuse import ReuseStore, file_identity
 from histodistill.features.tiles import SlideTiles, TileBatches
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
@@ -93,8 +94,10 @@ class Runner:
 class FeatureWriter:
     """One slide's feature h5, written under a temporary name; ``close`` renames it."""
 
-    def __init__(self, tiles: SlideTiles, out_h5: str, dim: int, attrs: dict[str, object]):
+    def __init__(self, tiles: SlideTiles, out_h5: str, dim: int, attrs: dict[str, object],
+                 on_close: Callable[[], None] | None = None):
         self.tiles, self.attrs, self.n, self.dim = tiles, attrs, len(tiles.coords), dim
+        self._on_close = on_close
         self._stack = ExitStack()
         tmp = self._stack.enter_context(atomic_path(out_h5))
         self._file = self._stack.enter_context(h5py.File(tmp, "w"))
@@ -122,6 +125,8 @@ class FeatureWriter:
                                  "features_sha256": self._digest.hexdigest()})
         self._stack.close()
         log.info("%s: %d x %d features", self.tiles.slide_id, self.n, self.dim)
+        if self._on_close is not None:
+            self._on_close()
 
     def abort(self) -> None:
         """Drop the temporary file; nothing appears under the final name."""
@@ -158,10 +163,44 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
                    precision: str = "auto", compile_model: bool = False,
                    code_version: str = "", on_error: str = "stop") -> dict[str, int]:
     """Extract features for many slides with one model load; returns tiles per slide (0 for
-    a slide that failed, here or in an earlier step, under ``on_error="exclude"``)."""
+    a slide that failed, here or in an earlier step, under ``on_error="exclude"``).
+
+    Slides whose result from an earlier run is still valid are restored from the reuse store
+    (``features.reuse``); when every slide is, the model is not even loaded."""
     mode = check_on_error(on_error)
+    torch_device = resolve_device(device)
+    store = ReuseStore({"extractor": extractor, "weights": file_identity(weights), "seed": seed,
+                        "precision": precision, "compile": compile_model,
+                        "batch_size": batch_size, "device": torch_device.type,
+                        "code_version": code_version})
+    counts: dict[str, int] = {}
+    upstream: dict[str, SlideError] = {}
+    todo: list[SlideJob] = []
+    for job in jobs:
+        failure = upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5))
+        if failure is not None:
+            upstream[job.slide_id] = failure
+            continue
+        restored = store.restore(job.slide_id, job.slide_path, job.patches_h5, job.out_h5)
+        if restored is None:
+            todo.append(job)
+        else:
+            counts[job.slide_id] = restored
+    if upstream or todo:
+        counts.update(_compute(todo, upstream, jobs, store, extractor, weights, seed,
+                               (torch_device, precision, compile_model, batch_size),
+                               workers, code_version, mode))
+    return {job.slide_id: counts[job.slide_id] for job in jobs}
+
+
+def _compute(todo: list[SlideJob], upstream: dict[str, SlideError], jobs: list[SlideJob],
+             store: ReuseStore, extractor: str, weights: str | Path | None, seed: int,
+             options: tuple[torch.device, str, bool, int], workers: int, code_version: str,
+             mode: str) -> dict[str, int]:
+    """Load the model once; write failed files for upstream failures, features for ``todo``.
+    ``options``: the Runner's device, precision, compile and batch size."""
     ext = build_extractor(extractor, weights, seed)
-    runner = Runner(ext, resolve_device(device), precision, compile_model, batch_size)
+    runner = Runner(ext, *options)
     attrs = _attrs(ext, runner, code_version)
 
     def failed(job: SlideJob, exc: SlideError) -> int:
@@ -171,20 +210,17 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
         return 0
 
     counts: dict[str, int] = {}
-    ready: list[tuple[SlideJob, SlideTiles]] = []
     for job in jobs:
-        upstream = upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5))
-        if upstream is not None:
+        if job.slide_id in upstream:
             counts[job.slide_id] = guarded(mode, lambda: 0, lambda e, j=job: failed(j, e),
-                                           upstream)
-        else:
-            ready.append((job, _read_patches(job, ext)))
+                                           upstream[job.slide_id])
+    ready = [(job, _read_patches(job, ext)) for job in todo]
 
     def unreadable(job: SlideJob, exc: SlideError) -> int:
         return guarded(mode, partial(_raise, exc), lambda e: failed(job, e))
 
-    counts.update(_stream(ready, runner, workers, ext.spec.dim, attrs, unreadable))
-    return {job.slide_id: counts[job.slide_id] for job in jobs}
+    counts.update(_stream(ready, runner, workers, ext.spec.dim, attrs, unreadable, store))
+    return counts
 
 
 def _raise(exc: SlideError) -> int:
@@ -192,8 +228,8 @@ def _raise(exc: SlideError) -> int:
 
 
 def _stream(ready: list[tuple[SlideJob, SlideTiles]], runner: Runner, workers: int, dim: int,
-            attrs: dict[str, object],
-            on_failure: Callable[[SlideJob, SlideError], int]) -> dict[str, int]:
+            attrs: dict[str, object], on_failure: Callable[[SlideJob, SlideError], int],
+            store: ReuseStore) -> dict[str, int]:
     """Run every tile of ``ready`` through the model, writing each slide as it completes."""
     slides = [tiles for _, tiles in ready]
     loader = DataLoader(TileBatches(slides, runner.batch_size), batch_size=None,
@@ -206,7 +242,10 @@ def _stream(ready: list[tuple[SlideJob, SlideTiles]], runner: Runner, workers: i
     def writer(k: int) -> FeatureWriter:
         if k not in writers:
             job, tiles = ready[k]
-            writers[k] = FeatureWriter(tiles, job.out_h5, dim, {**attrs, "slide_id": job.slide_id})
+            key = store.key(job.slide_id, job.slide_path, job.patches_h5)
+            writers[k] = FeatureWriter(tiles, job.out_h5, dim,
+                                       {**attrs, "slide_id": job.slide_id, "reuse_key": key},
+                                       on_close=partial(store.keep, job.out_h5))
         return writers[k]
 
     def flush(pending: tuple[int, int, torch.Tensor] | None) -> None:

@@ -4,7 +4,8 @@
 
 * ``stop`` (default): a bad slide fails its job with an error naming the slide and the reason,
   in the rule's log. With ``snakemake --keep-going`` every other slide is still segmented,
-  tiled and encoded (and cached); only the cohort-level steps wait for the fix.
+  tiled and encoded (and cached), but for the other slides of its feature shard
+  (``features.shards``), which wait with it; the cohort-level steps wait for the fix.
 * ``exclude``: the slide's jobs succeed with explicit *failed* outputs - a GeoJSON without
   polygons, a QC card showing the reason, a patches/features h5 with zero rows - each carrying
   ``status = "failed"`` and ``reason``. Training leaves the slide out (and a patient whose
