@@ -48,7 +48,9 @@ def main() -> None:
     for tsv in (workdir / "results").glob("*/benchmarks/**/*.tsv"):
         parts = tsv.relative_to(workdir / "results").parts
         rule = parts[2] if len(parts) > 3 else tsv.stem.split("_fold")[0]
-        rule = "score_pathways" if rule.startswith("score_pathways") else rule
+        # files named {rule}_{model|geneset|extractor}.tsv count as their rule
+        rule = next((r for r in ("score_pathways", "attention", "index_features")
+                     if rule.startswith(r)), rule)
         b = pd.read_csv(tsv, sep="\t")
         rows.append({"rule": rule, "s": float(b["s"].iloc[0]),
                      "max_rss_mb": float(pd.to_numeric(b["max_rss"], errors="coerce").iloc[0])})

@@ -61,8 +61,60 @@ def _write_philips(path, img, mpp):
                      metadata=None)
 
 
+def _write_leica(path, img, mpp):
+    """A Leica SCN: the ``scn`` XML (namespace 2010/10/01) on the first page maps images to
+    TIFF pages. A 20 x 10 mm collection holds a macro image (its view is the whole collection)
+    and the scanned region at a 2 mm, 1 mm offset, in 3 resolutions; sizes are in nm."""
+    h, w = img.shape[:2]
+    nm = mpp * 1000
+
+    def image(name, pixels, view, objective):
+        dims = "".join(f'<dimension sizeX="{x}" sizeY="{y}" r="{r}" ifd="{ifd}"/>'
+                       for r, (x, y, ifd) in enumerate(pixels))
+        return (f'<image name="{name}"><device model="Leica SCN400" version="1.5"/>'
+                f'<pixels sizeX="{pixels[0][0]}" sizeY="{pixels[0][1]}">{dims}</pixels>'
+                f'<view sizeX="{view[0]}" sizeY="{view[1]}" offsetX="{view[2]}" '
+                f'offsetY="{view[3]}" spacingZ="NaN"/><scanSettings><objectiveSettings>'
+                f"<objective>{objective}</objective></objectiveSettings><illuminationSettings>"
+                "<illuminationSource>brightfield</illuminationSource></illuminationSettings>"
+                "</scanSettings></image>")
+
+    collection = (20_000_000, 10_000_000)
+    xml = ('<?xml version="1.0" encoding="utf-8"?>'
+           '<scn xmlns="http://www.leica-microsystems.com/scn/2010/10/01">'
+           f'<collection name="synthetic" sizeX="{collection[0]}" sizeY="{collection[1]}">'
+           + image("macro", [(400, 200, 3)], (*collection, 0, 0), 0.5)
+           + image("main", [(w // f, h // f, i) for i, f in enumerate((1, 4, 16))],
+                   (int(w * nm), int(h * nm), 2_000_000, 1_000_000), 20)
+           + "</collection></scn>")
+    with tifffile.TiffWriter(path) as tw:
+        for i, f in enumerate((1, 4, 16)):
+            tw.write(np.ascontiguousarray(img[::f, ::f]), photometric="rgb", tile=(256, 256),
+                     compression="jpeg", description=xml if i == 0 else None, metadata=None,
+                     resolution=(1e4 / mpp / f, 1e4 / mpp / f), resolutionunit="CENTIMETER")
+        tw.write(np.full((200, 400, 3), 200, np.uint8), photometric="rgb", tile=(256, 256),
+                 compression="jpeg", metadata=None)
+
+
+def _write_ventana(path, img, mpp):
+    """A Ventana BIF: BigTIFF, the ``iScan`` XMP (ScanRes = mpp) on the label page, a
+    thumbnail, then tiled levels described ``level=N mag=M``."""
+    xmp = (f'<?xml version="1.0" encoding="utf-8"?><iScan Magnification="40" ScanRes="{mpp}" '
+           'Z-layers="1"/>').encode()
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(np.full((200, 400, 3), 200, np.uint8), photometric="rgb",
+                 description="Label Image", metadata=None, extratags=[(700, 1, None, xmp, True)])
+        tw.write(np.ascontiguousarray(img[::16, ::16]), photometric="rgb",
+                 description="Thumbnail", metadata=None)
+        for level, f in enumerate((1, 4, 16)):
+            tw.write(np.ascontiguousarray(img[::f, ::f]), photometric="rgb", tile=(256, 256),
+                     compression="jpeg", description=f"level={level} mag={40 / f:g} quality=95",
+                     metadata=None)
+
+
 @pytest.mark.parametrize("writer, suffix, vendor", [
-    (_write_aperio, ".svs", "aperio"), (_write_philips, ".tiff", "philips")])
+    (_write_aperio, ".svs", "aperio"), (_write_philips, ".tiff", "philips"),
+    (_write_leica, ".scn", "leica"), (_write_ventana, ".bif", "ventana")])
 def test_vendor_formats_give_mpp_levels_and_tissue(tmp_path, writer, suffix, vendor):
     path = tmp_path / f"s{suffix}"
     writer(path, _image(), 0.2525)
@@ -86,3 +138,27 @@ def test_generic_tiff_without_resolution_needs_the_sheet(tmp_path):
     slide, info = open_slide(path, "g", mpp_override=0.5)
     slide.close()
     assert info.mpp == 0.5 and info.mpp_source == "sheet"
+
+
+def test_leica_tiles_lie_in_the_scanned_region_of_the_collection(tmp_path):
+    """A Leica slide's level 0 is the whole collection (the glass); the scanned region sits at
+    an offset inside it. Tissue and tiles must come out there, in level-0 coordinates."""
+    import h5py
+    import openslide
+
+    from histodistill.wsi.tiling import TilingParams, tile_slide
+
+    path = tmp_path / "s.scn"
+    _write_leica(path, _image(), 0.5)
+    props = openslide.OpenSlide(str(path)).properties
+    x0, y0 = int(props["openslide.bounds-x"]), int(props["openslide.bounds-y"])
+    assert (x0, y0) == (4000, 2000)  # 2 mm, 1 mm at 0.5 um/px
+    segment_slide(path, "s", tmp_path / "s.geojson", tmp_path / "s.png", SegmentationParams())
+    n = tile_slide(path, "s", tmp_path / "s.geojson", tmp_path / "s.h5",
+                   TilingParams(patch_um=128.0, patch_px=256))
+    with h5py.File(tmp_path / "s.h5") as f:
+        coords = f["coords"][:]
+    # the painted rectangle: x in [768, 2304), y in [512, 1536) of the 3072 x 2048 region
+    assert n == len(coords) > 0
+    assert coords[:, 0].min() >= x0 + 768 - 256 and coords[:, 0].max() < x0 + 2304
+    assert coords[:, 1].min() >= y0 + 512 - 256 and coords[:, 1].max() < y0 + 1536

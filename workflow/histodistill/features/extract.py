@@ -16,7 +16,7 @@ Feature h5 (``features/{extractor}/{slide}.h5``)::
     coords    (N, 2) int64 level-0 (x, y), with the tiling attributes copied from patches/
     attrs     extractor, arch, dim, weights_sha256, weights_source, random_weights, precision,
               code_version, torch/timm versions, slide_id, status ("ok" | "failed"), reason,
-              features_sha256 (of the two arrays as written)
+              features_sha256 (of the two arrays as written), reuse_key (features.reuse)
 """
 
 from __future__ import annotations
