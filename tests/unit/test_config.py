@@ -108,8 +108,7 @@ def test_every_rule_declares_its_cluster_resources():
     shard = re.search(r"def shard_resources\(.*?\n\n\n", common, re.DOTALL).group(0)
     for name, body in rules.items():
         if "**shard_resources(" in body:  # the feature shards' resources come from there
-            body += shard.replace('"mem_mb": ', "mem_mb=").replace('"runtime": ', "runtime=")\
-                .replace('"gpu": ', "gpu=")
+            body += shard
         for key in ("threads:", "mem_mb=", "runtime="):
             assert key in body, f"rule {name} declares no {key}"
         if name in ("extract_features", "train"):

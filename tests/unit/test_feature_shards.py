@@ -21,10 +21,10 @@ def test_shards_are_consecutive_rows_and_appending_changes_only_the_last():
 
 
 def test_rule_names_are_identifiers_and_clashes_are_errors():
-    names = shard_rule_names(["TCGA-BRCA", "luad"], {"TCGA-BRCA": 2, "luad": 1})
+    names = shard_rule_names([("TCGA-BRCA", 0), ("TCGA-BRCA", 1), ("luad", 0)])
     assert names == {("TCGA-BRCA", 0): "extract_features_TCGA_BRCA_0",
                      ("TCGA-BRCA", 1): "extract_features_TCGA_BRCA_1",
                      ("luad", 0): "extract_features_luad_0"}
     assert all(n.isidentifier() for n in names.values())
     with pytest.raises(InputError, match="'TCGA-BRCA' and 'TCGA_BRCA'"):
-        shard_rule_names(["TCGA-BRCA", "TCGA_BRCA"], {"TCGA-BRCA": 1, "TCGA_BRCA": 1})
+        shard_rule_names([("TCGA-BRCA", 0), ("TCGA_BRCA", 0)])

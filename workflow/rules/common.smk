@@ -104,8 +104,7 @@ DEMO_COHORTS = [c for c, v in COHORTS.items() if v["demo"] is not None]
 SHARDS = {(c, k): slides for c in COHORTS
           for k, slides in enumerate(plan_shards(list(COHORTS[c]["slides"]),
                                                  config["features"]["slides_per_job"]))}
-SHARD_RULES = shard_rule_names(list(COHORTS), {c: sum(1 for cc, _ in SHARDS if cc == c)
-                                               for c in COHORTS})
+SHARD_RULES = shard_rule_names(SHARDS)
 # The shards' params: the feature settings, less the shard size (a new shard size must not
 # re-run slides whose features do not depend on it).
 FEATURE_PARAMS = {k: v for k, v in config["features"].items() if k != "slides_per_job"}
@@ -261,18 +260,21 @@ def scaled_mem(base_mb):
 
 # What a profile sets for the rule family extract_features (set-resources / set-threads)
 # applies to every shard rule; Snakemake itself matches those settings by exact rule name.
-_threads = workflow.resource_settings.overwrite_threads.get(FAMILY, 1)
-SHARD_THREADS = getattr(_threads, "raw", _threads)
+# Snakemake has parsed them already: each is passed on as written (an expression stays one).
+def _as_written(value):
+    return getattr(value, "raw", value)
+
+
+SHARD_THREADS = _as_written(workflow.resource_settings.overwrite_threads.get(FAMILY, 1))
 
 
 def shard_resources(n_slides):
     """Resources of a shard of ``n_slides``: memory does not grow with the shard (tiles
     stream); the time limit does (GPU-sized: 15 min + 6 min per slide, unless the profile
     sets runtime for extract_features)."""
-    resources = {"mem_mb": scaled_mem(4000), "runtime": 15 + 6 * n_slides, "gpu": 0}
     profile = workflow.resource_settings.overwrite_resources.get(FAMILY, {})
-    # Snakemake has parsed them already: pass each on as written (an expression stays one)
-    return {**resources, **{k: getattr(v, "raw", v) for k, v in profile.items()}}
+    defaults = dict(mem_mb=scaled_mem(4000), runtime=15 + 6 * n_slides, gpu=0)
+    return {**defaults, **{k: _as_written(v) for k, v in profile.items()}}
 
 
 def input_scaled_mem(base_mb, per_input_mb):

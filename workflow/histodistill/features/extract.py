@@ -174,12 +174,12 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
                         "batch_size": batch_size, "device": torch_device.type,
                         "code_version": code_version})
     counts: dict[str, int] = {}
-    upstream: dict[str, SlideError] = {}
+    upstream: list[tuple[SlideJob, SlideError]] = []
     todo: list[SlideJob] = []
     for job in jobs:
         failure = upstream_failure(job.slide_id, job.slide_path, *h5_status(job.patches_h5))
         if failure is not None:
-            upstream[job.slide_id] = failure
+            upstream.append((job, failure))
             continue
         restored = store.restore(job.slide_id, job.slide_path, job.patches_h5, job.out_h5)
         if restored is None:
@@ -187,20 +187,21 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
         else:
             counts[job.slide_id] = restored
     if upstream or todo:
-        counts.update(_compute(todo, upstream, jobs, store, extractor, weights, seed,
-                               (torch_device, precision, compile_model, batch_size),
-                               workers, code_version, mode))
+        counts.update(_compute(
+            todo, upstream, store, partial(build_extractor, extractor, weights, seed),
+            partial(Runner, device=torch_device, precision=precision,
+                    compile_model=compile_model, batch_size=batch_size),
+            workers, code_version, mode))
     return {job.slide_id: counts[job.slide_id] for job in jobs}
 
 
-def _compute(todo: list[SlideJob], upstream: dict[str, SlideError], jobs: list[SlideJob],
-             store: ReuseStore, extractor: str, weights: str | Path | None, seed: int,
-             options: tuple[torch.device, str, bool, int], workers: int, code_version: str,
-             mode: str) -> dict[str, int]:
-    """Load the model once; write failed files for upstream failures, features for ``todo``.
-    ``options``: the Runner's device, precision, compile and batch size."""
-    ext = build_extractor(extractor, weights, seed)
-    runner = Runner(ext, *options)
+def _compute(todo: list[SlideJob], upstream: list[tuple[SlideJob, SlideError]],
+             store: ReuseStore, load: Callable[[], LoadedExtractor],
+             make_runner: Callable[[LoadedExtractor], Runner], workers: int,
+             code_version: str, mode: str) -> dict[str, int]:
+    """Load the model once; write failed files for upstream failures, features for ``todo``."""
+    ext = load()
+    runner = make_runner(ext)
     attrs = _attrs(ext, runner, code_version)
 
     def failed(job: SlideJob, exc: SlideError) -> int:
@@ -209,11 +210,8 @@ def _compute(todo: list[SlideJob], upstream: dict[str, SlideError], jobs: list[S
                         {**attrs, "slide_id": job.slide_id})
         return 0
 
-    counts: dict[str, int] = {}
-    for job in jobs:
-        if job.slide_id in upstream:
-            counts[job.slide_id] = guarded(mode, lambda: 0, lambda e, j=job: failed(j, e),
-                                           upstream[job.slide_id])
+    counts = {job.slide_id: guarded(mode, lambda: 0, lambda e, j=job: failed(j, e), failure)
+              for job, failure in upstream}
     ready = [(job, _read_patches(job, ext)) for job in todo]
 
     def unreadable(job: SlideJob, exc: SlideError) -> int:

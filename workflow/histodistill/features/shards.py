@@ -10,6 +10,7 @@ the reuse store (``features.reuse``), not recomputed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from histodistill.errors import InputError
 
@@ -23,16 +24,15 @@ def plan_shards(slide_ids: list[str], slides_per_job: int) -> list[list[str]]:
     return [slide_ids[i:i + slides_per_job] for i in range(0, len(slide_ids), slides_per_job)]
 
 
-def shard_rule_names(cohorts: list[str], n_shards: dict[str, int]) -> dict[tuple[str, int], str]:
+def shard_rule_names(shards: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
     """``(cohort, k)`` -> rule name ``extract_features_<cohort>_<k>`` (a Python identifier;
     two cohorts whose names differ only in punctuation are an error, not a silent clash)."""
     names: dict[tuple[str, int], str] = {}
     seen: dict[str, str] = {}
-    for cohort in cohorts:
+    for cohort, k in shards:
         safe = re.sub(r"\W", "_", cohort)
         if seen.setdefault(safe, cohort) != cohort:
             raise InputError(f"cohorts {seen[safe]!r} and {cohort!r} give the same feature-job "
                              f"name ({FAMILY}_{safe}_*); rename one of them")
-        for k in range(n_shards[cohort]):
-            names[cohort, k] = f"{FAMILY}_{safe}_{k}"
+        names[cohort, k] = f"{FAMILY}_{safe}_{k}"
     return names
