@@ -115,3 +115,78 @@ def test_pen_filter_on_real_tiles():
     for clean in ("medium-nuclei-score-level0", "tissue-level2-3000-7666-7096-11763",
                   "high-nuclei-score-level0"):
         assert pen_mask(tile(clean), 1.0, 0).mean() < 0.005, clean
+
+
+def _painted(seed=3):
+    img, truth = paint_slide(np.random.default_rng(seed), (1152, 1536), 0.5,
+                             {"pallor": 0.0, "nuclear_density": 0.0})
+    return img, truth
+
+
+def _thumb(m, size=(192, 144)):
+    return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+
+
+@pytest.mark.parametrize("bubble_max_um", [8000.0, 300.0])
+def test_air_bubble_is_cut_out_of_the_tissue(bubble_max_um):
+    """A grey rim (an air bubble's edge, 400 um across) half over tissue, half over glass:
+    what it encloses is removed; a bubble larger than bubble_max_um is left alone."""
+    img, truth = _painted()
+    ring = np.zeros(truth.shape, np.uint8)
+    cv2.circle(ring, (700, 560), 400, 1, 40)  # 20 um wide rim
+    inside = np.zeros(truth.shape, np.uint8)
+    cv2.circle(inside, (700, 560), 380, 1, -1)
+    img[ring > 0] = (105, 105, 112)
+    thumb = cv2.resize(img, (192, 144), interpolation=cv2.INTER_AREA)
+    under = _thumb(inside & truth) & ~_thumb(cv2.dilate(ring, np.ones((41, 41), np.uint8)))
+    assert under.sum() > 100  # the bubble covers tissue
+    core = cv2.erode(truth.astype(np.uint8), np.ones((25, 25), np.uint8))  # off the edges
+    far = _thumb(core & ~cv2.dilate(inside | ring, np.ones((161, 161), np.uint8)))
+    params = SegmentationParams(bubble_max_um=bubble_max_um)
+    mask = tissue_mask(thumb, 4.0, params)
+    assert mask[far].mean() > 0.95  # tissue away from the bubble kept
+    if bubble_max_um > 400:
+        assert mask[under].mean() < 0.02
+    else:
+        assert mask[under].mean() > 0.9
+    assert tissue_mask(thumb, 4.0, SegmentationParams(bubble_filter=False))[under].mean() > 0.9
+
+
+def test_straight_edge_line_is_dropped_but_curved_thin_tissue_stays(tmp_path):
+    """A saturated 40 um line along the slide's edge (a coverslip edge) is not tissue; a thin
+    curved strand of the same width and a round piece of tissue are."""
+    img = np.full((3072, 3072, 3), 242, np.uint8)
+    cv2.circle(img, (1536, 1700), 700, (220, 140, 190), -1)
+    cv2.line(img, (100, 160), (2900, 200), (190, 150, 95), 80)  # 40 um wide, 1.4 mm long
+    cv2.ellipse(img, (1536, 1700), (1000, 1000), 0, 200, 340, (215, 130, 185), 80)  # an arc
+    path = tmp_path / "edge.tiff"
+    write_pyramidal_tiff(path, img, 0.5)
+    kept = segment_slide(path, "edge", tmp_path / "a.geojson", tmp_path / "a.png",
+                         SegmentationParams())
+    assert kept["n_components"] == 2  # the disc and the arc
+    polys, _ = read_geojson(tmp_path / "a.geojson")
+    assert all(p.exterior[:, 1].min() > 400 for p in polys)  # nothing near the line
+    every = segment_slide(path, "edge", tmp_path / "b.geojson", tmp_path / "b.png",
+                          SegmentationParams(artefact_width_um=0))
+    assert every["n_components"] == 3
+
+
+def test_artefact_rules_leave_the_real_slide_alone(tmp_path):
+    slide = TEST_DATA / "wsi" / "CMU-1-Small-Region.svs"
+    runs = [segment_slide(slide, "cmu1", tmp_path / f"{i}.geojson", tmp_path / f"{i}.png", p)
+            for i, p in enumerate([SegmentationParams(), SegmentationParams(
+                bubble_filter=False, artefact_width_um=0)])]
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.realdata
+def test_bubble_filter_leaves_real_tiles_alone():
+    from conftest import shared_file
+
+    for path in sorted(shared_file("tiles").glob("*.png")):
+        rgb = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        for factor, mpp in ((1.0, 0.5), (0.25, 2.0), (1 / 16, 8.0)):
+            small = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            with_filter = tissue_mask(small, mpp, SegmentationParams())
+            without = tissue_mask(small, mpp, SegmentationParams(bubble_filter=False))
+            assert (with_filter == without).all(), (path.name, mpp)

@@ -55,13 +55,25 @@ def _rna_sentence(kind: str) -> str:
     }[kind]
 
 
+def _artefact_filters(wsi: dict[str, Any]) -> list[str]:
+    filters = []
+    if wsi.get("pen_filter", True):
+        filters.append("blue, green and black pen ink removed")
+    if wsi.get("bubble_filter", True):
+        filters.append("air bubbles (regions enclosed by grey rims) removed")
+    if wsi.get("artefact_width_um", 80.0):
+        filters.append(f"straight components at most {wsi.get('artefact_width_um', 80.0)} um "
+                       "wide (slide edges, scratches) dropped")
+    return filters
+
+
 def methods_text(cfg: dict[str, Any], extractor_note: str, rna_kind: str) -> list[str]:
     wsi, tiling = cfg["wsi"]["segmentation"], cfg["wsi"]["tiling"]
     return [
         f"Tissue was segmented on thumbnails at {wsi['thumbnail_mpp']} um/px (HSV saturation "
         f"threshold: Otsu bounded by glass saturation + {wsi['glass_margin']}, morphological "
         f"closing/opening, components under {wsi['min_component_um2']:.0f} um^2 dropped"
-        f"{'; blue, green and black pen ink removed' if wsi.get('pen_filter', True) else ''}). "
+        f"{''.join('; ' + f for f in _artefact_filters(wsi))}). "
         f"Slides were tiled into non-overlapping {tiling['patch_um']} um patches resized to "
         f"{tiling['patch_px']} px ({tiling['patch_um'] / tiling['patch_px']:.3g} um/px), keeping "
         f"patches with tissue fraction >= {tiling['min_tissue_fraction']}.",
