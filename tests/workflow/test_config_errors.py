@@ -100,3 +100,17 @@ def test_privileged_covariates_must_be_numeric_columns(tmp_path):
     proc = snakemake(tmp_path, config, "--dry-run", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "covariate grade = 'high' is not a number" in out
+
+
+def test_gene_level_privileged_vector_plans_the_per_fold_gene_table(tmp_path):
+    config = tiny_config(a=tiny_demo(4))
+    config["privileged"] = {"source": "genes"}
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "mope_teacher, mope use one expert per pathway" in out
+    config["models"] = ["rna_snn", "ghanet"]
+    jobs = planned_jobs(tmp_path, config)
+    assert ("gene_table", (("cohort", "a"), ("geneset", "hallmark"))) in jobs
+    proc = snakemake(tmp_path, config, "--dry-run", "--printshellcmds", check=False)
+    train = proc.stdout.split("rule train:")[1].split("rule ")[0]
+    assert "rna/genes_hallmark.parquet" in train

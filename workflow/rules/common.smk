@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
 from histodistill.features.shards import FAMILY, plan_shards, shard_rule_names  # noqa: E402
-from histodistill.models.catalog import CATALOG, with_teachers  # noqa: E402
+from histodistill.models.catalog import CATALOG, check_privileged, with_teachers  # noqa: E402
 from histodistill.provenance import script_code_hash  # noqa: E402
 from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
@@ -28,7 +28,8 @@ MODELS = with_teachers(config["models"])
 try:
     TASK = Task.from_config(config["task"])
     PRIVILEGED = Privileged.from_config(config["privileged"])
-except HistodistillError as err:
+    check_privileged(MODELS, PRIVILEGED.gene_level)
+except (HistodistillError, ValueError) as err:
     raise WorkflowError(str(err)) from None
 CURVE = "km" if TASK.type == "survival" else "roc"  # per-model plot: Kaplan-Meier or ROC
 FOLDS = list(range(config["splits"]["n_folds"]))
@@ -182,9 +183,15 @@ def model_dir(cohort, model, fold):
     return f"results/{cohort}/models/{model}/fold{fold}"
 
 
+def privileged_table(cohort):
+    """The RNA table models learn from: pathway scores, or per-fold gene values."""
+    table = "genes" if PRIVILEGED.gene_level else "pathways"
+    return f"results/{cohort}/rna/{table}_{GENESET}.parquet"
+
+
 def train_inputs(wc):
-    """A model's inputs: WSI features only for models that read them, the pathway table only
-    for models that see RNA (so an RNA change does not re-train wsi_abmil), the teacher's
+    """A model's inputs: WSI features only for models that read them, the RNA table (pathway
+    scores, or per-fold gene values under privileged.source: genes) only for models that see RNA (so an RNA change does not re-train wsi_abmil), the teacher's
     checkpoint of the same fold for students."""
     info = CATALOG[wc.model]
     inputs = {
@@ -193,7 +200,7 @@ def train_inputs(wc):
         "samples": COHORTS[wc.cohort]["samples"],
     }
     if info.uses_rna:
-        inputs["pathways"] = f"results/{wc.cohort}/rna/pathways_{GENESET}.parquet"
+        inputs["pathways"] = privileged_table(wc.cohort)
     if info.needs_wsi:
         inputs["features"] = feature_index(wc.cohort)
     if info.teacher:

@@ -118,7 +118,7 @@ rule ghanet_summary:
         clinical=lambda wc: COHORTS[wc.cohort]["clinical"],
         samples=lambda wc: COHORTS[wc.cohort]["samples"],
         features=lambda wc: feature_index(wc.cohort),
-        pathways=f"results/{{cohort}}/rna/pathways_{GENESET}.parquet",
+        pathways=lambda wc: privileged_table(wc.cohort),
     output:
         tsv="results/{cohort}/ghanet_groups.tsv",
         png=report(

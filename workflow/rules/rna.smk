@@ -59,3 +59,31 @@ rule score_pathways:
         "../../envs/rna.yaml"
     script:
         "../scripts/score_pathways.py"
+
+
+rule gene_table:
+    input:
+        unpack(rna_inputs),
+        clinical=cohort_file("clinical"),
+        folds="results/{cohort}/splits/folds.tsv",
+        gene_sets=lambda wc: config["genesets"][wc.geneset],
+    output:
+        genes="results/{cohort}/rna/genes_{geneset}.parquet",
+        coverage="results/{cohort}/rna/genes_{geneset}_coverage.tsv",
+    params:
+        source=rna_source,
+        min_size=config["rna"]["min_size"],
+        min_fraction=config["rna"]["min_fraction"],
+        code=CODE["gene_table"],
+    benchmark:
+        "results/{cohort}/benchmarks/gene_table_{geneset}.tsv"
+    log:
+        "results/{cohort}/logs/gene_table_{geneset}.log",
+    threads: 2
+    resources:
+        mem_mb=input_scaled_mem(2000, 30),
+        runtime=60,
+    conda:
+        "../../envs/rna.yaml"
+    script:
+        "../scripts/gene_table.py"

@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from histodistill.errors import InputError  # noqa: E402
 from histodistill.io import atomic_path, write_tsv  # noqa: E402
+from histodistill.rna.genes import SEP  # noqa: E402
 from histodistill.rna.pathways import load_scores  # noqa: E402
 from histodistill.sheets import patient_slides, read_clinical, read_samples  # noqa: E402
 from histodistill.training.data import FeatureBank, usable_slides  # noqa: E402
@@ -68,13 +69,21 @@ def reconstruction_by_patient(prediction_files: list[str | Path], clinical_tsv: 
 
 
 def group_members(prediction_files: list[str | Path]) -> dict[int, dict[int, list[str]]]:
-    """fold -> group number -> its members (names of the privileged vector)."""
+    """fold -> group number -> its members (names of the privileged vector); a group of a
+    gene-level vector is its gene set, named once with its number of genes."""
     out = {}
     for f in prediction_files:
         meta = json.loads(Path(f).with_name("meta.json").read_text(encoding="utf-8"))
-        out[int(meta["fold"])] = {k + 1: [meta["pathways"][i] for i in idx]
+        out[int(meta["fold"])] = {k + 1: _named([meta["pathways"][i] for i in idx])
                                   for k, idx in enumerate(meta["structure"]["groups"])}
     return out
+
+
+def _named(members: list[str]) -> list[str]:
+    sets = {m.rpartition(SEP)[0] for m in members}
+    if len(sets) == 1 and all(SEP in m for m in members):
+        return [f"{sets.pop()} ({len(members)} genes)"]
+    return members
 
 
 def summarise_ghanet(prediction_files: list[str | Path], clinical_tsv: str | Path,

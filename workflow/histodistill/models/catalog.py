@@ -11,6 +11,7 @@ class ModelInfo:
     needs_rna: bool  # reads pathway scores at inference (patients without RNA are skipped)
     teacher: str | None = None  # model distilled from (same fold)
     privileged: bool = False  # receives the privileged vector while training (not inference)
+    pathway_tokens: bool = False  # one token/expert per pathway: needs pathway scores, not genes
 
     @property
     def uses_rna(self) -> bool:
@@ -28,10 +29,20 @@ CATALOG: dict[str, ModelInfo] = {
     "teacher_fusion": ModelInfo(needs_wsi=True, needs_rna=True),
     "student_kd": ModelInfo(needs_wsi=True, needs_rna=False, teacher="teacher_fusion"),
     "ghanet": ModelInfo(needs_wsi=True, needs_rna=False, privileged=True),
-    "mope_teacher": ModelInfo(needs_wsi=True, needs_rna=True),
-    "mope": ModelInfo(needs_wsi=True, needs_rna=False, teacher="mope_teacher"),
+    "mope_teacher": ModelInfo(needs_wsi=True, needs_rna=True, pathway_tokens=True),
+    "mope": ModelInfo(needs_wsi=True, needs_rna=False, teacher="mope_teacher",
+                      pathway_tokens=True),
     "bidistill": ModelInfo(needs_wsi=True, needs_rna=False, privileged=True),
 }
+
+
+def check_privileged(models: list[str], gene_level: bool) -> None:
+    """Models that need one token per pathway cannot take a gene-level privileged vector."""
+    tokens = [m for m in models if CATALOG[m].pathway_tokens]
+    if gene_level and tokens:
+        raise ValueError(f"{', '.join(tokens)} use one expert per pathway and need pathway "
+                         "scores: with privileged.source: genes, leave them out of models (or "
+                         "use source: rna)")
 
 
 def with_teachers(models: list[str]) -> list[str]:

@@ -1,11 +1,15 @@
-"""G-HANet (Wang et al., histo-genomic knowledge distillation), on pathway-score groups.
+"""G-HANet (Wang et al., histo-genomic knowledge distillation).
 
 Where the paper leaves a gap, our choices (METHODS.md fixes the rest):
 
-* **Groups.** The paper groups *genes* (MCAT's 6 families). We group the privileged vector
-  (pathway scores, by default) into ``n_groups`` groups by hierarchical clustering of their
-  correlation across the fold's *training* patients (:func:`privileged_groups`), so the groups
-  are fitted in-fold and work for any GMT. Each group is encoded by its own SNN into ``g_k``.
+* **Groups.** The paper groups *genes* by functional family (MCAT's 6 families). With
+  ``privileged.source: genes`` that is what happens: the privileged vector is the per-fold
+  normalised expression of the collection's genes (rna/genes.py) and each gene set is one
+  group (:func:`histodistill.rna.genes.column_groups`; with MCAT's ``signatures.csv`` as the
+  collection, the published setting). With pathway scores or covariates there are no given
+  groups, so the vector is split into ``n_groups`` groups by hierarchical clustering of its
+  columns' correlation across the fold's *training* patients (:func:`privileged_groups`).
+  Either way each group is encoded by its own SNN into ``g_k``.
 * **Genomic encoders' training signal.** The reconstruction target ``g_k`` is detached, so the
   encoders learn from an auxiliary survival head on ``mean_k g_k`` (the paper trains the
   genomic path end to end with the task loss; this is that path).

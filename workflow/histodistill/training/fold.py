@@ -29,10 +29,12 @@ from histodistill.device import resolve_device
 from histodistill.errors import InputError
 from histodistill.io import atomic_path, write_json, write_tsv
 from histodistill.models.base import ModelDims, RiskModel
+from histodistill.models.catalog import check_privileged
 from histodistill.models.ghanet import privileged_groups
 from histodistill.models.mope import reconstructibility
 from histodistill.models.registry import build_model, model_class
 from histodistill.models.survival import bin_cuts, discretise
+from histodistill.rna.genes import column_groups
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import patient_slides, read_clinical, read_samples
 from histodistill.splits import read_folds
@@ -104,11 +106,16 @@ def _records_by_role(roles: dict[str, list[str]], clinical: pd.DataFrame,
 
 def _structure(model_name: str, params: TrainParams, records: list[PatientRecord],
                pathway_scaler: Standardiser | None, bank: FeatureBank | None,
-               feature_scaler: Standardiser | None, seed: int) -> dict[str, Any]:
-    """Constructor options fitted on the training part (G-HANet's groups, MoPE's weights)."""
+               feature_scaler: Standardiser | None, seed: int, gene_columns: list[str] | None
+               ) -> dict[str, Any]:
+    """Constructor options fitted on the training part (G-HANet's groups, MoPE's weights).
+    ``gene_columns``: the ``set|gene`` columns of a gene-level vector, whose groups are the
+    sets (G-HANet as published); otherwise G-HANet clusters the columns."""
     with_priv = [r for r in records if r.pathways is not None]
     if pathway_scaler is None or not with_priv:
         return {}
+    if model_name == "ghanet" and gene_columns is not None:
+        return {"groups": column_groups(gene_columns)}
     x = pathway_scaler(np.stack([r.pathways for r in with_priv]))  # type: ignore[misc]
     if model_name == "ghanet":
         return {"groups": privileged_groups(x, params.n_groups)}
@@ -142,6 +149,10 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     task = task or Task()
     privileged = privileged or Privileged()
     info = model_class(model_name).info
+    try:
+        check_privileged([model_name], privileged.gene_level)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     torch.manual_seed(params.seed * 1009 + fold)
     device = resolve_device(params.device, "train.device")
     if device.type == "cuda":  # CPU kernels used here are deterministic already (tested)
@@ -199,7 +210,8 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     dims = ModelDims(feature_dim, len(priv.columns), task.n_out(cuts), params.hidden,
                      params.dropout)
     structure = _structure(model_name, params, records["train"], pathway_scaler, bank,
-                           feature_scaler, params.seed + fold)
+                           feature_scaler, params.seed + fold,
+                           list(priv.columns) if privileged.gene_level else None)
     model = build_model(model_name, dims, **asdict(params), **structure).to(device)
 
     teacher = None

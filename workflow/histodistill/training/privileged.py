@@ -1,7 +1,10 @@
-"""The privileged vector a model may learn from: RNA pathway scores, clinical covariates or
-both (config ``privileged:``). Histology-only models receive it only while training.
+"""The privileged vector a model may learn from: RNA pathway scores, gene-level expression,
+clinical covariates or pathways and covariates (config ``privileged:``). Histology-only models
+receive it only while training.
 
-``source: rna`` (default) uses the pathway scores; ``clinical`` uses the numeric
+``source: rna`` (default) uses the pathway scores; ``genes`` the normalised expression of the
+gene-set collection's genes, fitted per fold (rna/genes.py; G-HANet then groups it by gene
+set, e.g. MCAT's six families); ``clinical`` uses the numeric
 ``covariates`` of the clinical sheet (e.g. age, tumour size, grade, receptor status coded as
 numbers); ``both`` concatenates them. A patient lacks the vector when any part is missing (no
 RNA, or an empty covariate); such patients are counted and logged by the training step, never
@@ -21,14 +24,14 @@ from histodistill.params import from_config
 
 @dataclass(frozen=True)
 class Privileged:
-    source: Literal["rna", "clinical", "both"] = "rna"
+    source: Literal["rna", "genes", "clinical", "both"] = "rna"
     covariates: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.source not in ("rna", "clinical", "both"):
-            raise InputError(f"privileged.source must be rna, clinical or both, got "
+        if self.source not in ("rna", "genes", "clinical", "both"):
+            raise InputError(f"privileged.source must be rna, genes, clinical or both, got "
                              f"{self.source!r}")
-        if self.source != "rna" and not self.covariates:
+        if self.source in ("clinical", "both") and not self.covariates:
             raise InputError(f"privileged.source {self.source} needs privileged.covariates: "
                              "numeric columns of the clinical sheet")
 
@@ -38,11 +41,16 @@ class Privileged:
 
     def table(self, pathways: pd.DataFrame, clinical: pd.DataFrame, clinical_path: object
               ) -> pd.DataFrame:
-        """Patients (rows) with a complete privileged vector x its columns."""
-        if self.source == "rna":
+        """Patients (rows) with a complete privileged vector x its columns; ``pathways`` is
+        the fold's RNA table (pathway scores, or gene values for ``genes``)."""
+        if self.source in ("rna", "genes"):
             return pathways
         cov = self.covariate_table(clinical, clinical_path)
         return cov if self.source == "clinical" else pathways.join(cov, how="inner")
+
+    @property
+    def gene_level(self) -> bool:
+        return self.source == "genes"
 
     def covariate_table(self, clinical: pd.DataFrame, clinical_path: object) -> pd.DataFrame:
         """The numeric ``covariates`` (prefixed ``clinical:``) of patients who have them all;
