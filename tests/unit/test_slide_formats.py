@@ -112,6 +112,40 @@ def _write_ventana(path, img, mpp):
                      metadata=None)
 
 
+def _write_ndpi(path, img, mpp):
+    """A Hamamatsu NDPI: one single-strip JPEG per pyramid directory (full resolution, /4,
+    /16), resolution in pixels per cm, and the NDPI tags OpenSlide requires: 65420 (format
+    flag), 65421 (source lens, scaled per level), 65422-65424 (x, y, z offsets). Without the
+    restart-marker tag 65426 each level is one JPEG, as in the lower levels of real files."""
+    with tifffile.TiffWriter(path) as tw:
+        for f in (1, 4, 16):
+            level = np.ascontiguousarray(img[::f, ::f])
+            res = 1e4 / (mpp * f)
+            tw.write(level, photometric="rgb", compression="jpeg", rowsperstrip=level.shape[0],
+                     resolution=(res, res), resolutionunit="CENTIMETER", metadata=None,
+                     extratags=[(271, "s", 0, "Hamamatsu", True), (65420, "I", 1, 1, True),
+                                (65421, "f", 1, 20.0 / f, True), (65422, "i", 1, 0, True),
+                                (65423, "i", 1, 0, True), (65424, "i", 1, 0, True)])
+
+
+def test_hamamatsu_ndpi(tmp_path):
+    """OpenSlide adds JPEG-scaled levels to each NDPI directory, so the level list is longer;
+    the /4 and /16 directories are among them and the best level is still chosen by mpp."""
+    path = tmp_path / "s.ndpi"
+    img = _image()
+    _write_ndpi(path, img, 0.2525)
+    slide, info = open_slide(path, "s")
+    with slide:
+        region = np.asarray(slide.read_region((800, 600), 0, (64, 64)).convert("RGB"))
+    assert info.vendor == "hamamatsu" and info.mpp == pytest.approx(0.2525, rel=1e-6)
+    assert info.mpp_source == "metadata" and info.dimensions == (3072, 2048)
+    assert {4.0, 16.0} <= {round(d, 3) for d in info.level_downsamples}
+    assert np.abs(region.astype(int) - img[600:664, 800:864]).mean() < 4  # JPEG-close
+    summary = segment_slide(path, "s", tmp_path / "s.geojson", tmp_path / "s.png",
+                            SegmentationParams())
+    assert summary["tissue_mm2"] == pytest.approx(1536 * 1024 * 0.2525**2 / 1e6, rel=0.05)
+
+
 @pytest.mark.parametrize("writer, suffix, vendor", [
     (_write_aperio, ".svs", "aperio"), (_write_philips, ".tiff", "philips"),
     (_write_leica, ".scn", "leica"), (_write_ventana, ".bif", "ventana")])
