@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -141,6 +142,70 @@ def test_hamamatsu_ndpi(tmp_path):
     assert info.mpp_source == "metadata" and info.dimensions == (3072, 2048)
     assert {4.0, 16.0} <= {round(d, 3) for d in info.level_downsamples}
     assert np.abs(region.astype(int) - img[600:664, 800:864]).mean() < 4  # JPEG-close
+    summary = segment_slide(path, "s", tmp_path / "s.geojson", tmp_path / "s.png",
+                            SegmentationParams())
+    assert summary["tissue_mm2"] == pytest.approx(1536 * 1024 * 0.2525**2 / 1e6, rel=0.05)
+
+
+def _write_dicom(folder, img, mpp):
+    """A DICOM WSI series (VL Whole Slide Microscopy Image, TILED_FULL, JPEG baseline frames),
+    one file per pyramid level (full resolution, /4, /16) sharing study, series and frame of
+    reference; the pixel spacing (mm) is in the shared functional groups. Returns level 0."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, generate_uid
+
+    folder.mkdir()
+    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
+    for level, f in enumerate((1, 4, 16)):
+        pixels = np.ascontiguousarray(img[::f, ::f])
+        h, w = pixels.shape[:2]
+        frames = []
+        for y in range(0, h, 256):
+            for x in range(0, w, 256):
+                tile = np.full((256, 256, 3), 255, np.uint8)
+                part = pixels[y:y + 256, x:x + 256]
+                tile[:part.shape[0], :part.shape[1]] = part
+                frames.append(cv2.imencode(".jpg", cv2.cvtColor(tile, cv2.COLOR_RGB2BGR))[1]
+                              .tobytes())
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.FrameOfReferenceUID = frame_of_reference
+        ds.Modality, ds.PatientID, ds.InstanceNumber = "SM", "synthetic", level + 1
+        ds.ImageType = (["ORIGINAL", "PRIMARY", "VOLUME", "NONE"] if level == 0 else
+                        ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"])
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 3, "YBR_FULL_422"
+        ds.PlanarConfiguration, ds.Rows, ds.Columns = 0, 256, 256
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.NumberOfFrames, ds.DimensionOrganizationType = len(frames), "TILED_FULL"
+        ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = w, h
+        ds.ImagedVolumeWidth, ds.ImagedVolumeHeight = w * mpp * f / 1000, h * mpp * f / 1000
+        measures = Dataset()
+        measures.PixelSpacing = [mpp * f / 1000] * 2  # mm, row then column spacing
+        shared = Dataset()
+        shared.PixelMeasuresSequence = [measures]
+        ds.SharedFunctionalGroupsSequence = [shared]
+        ds.PixelData = encapsulate(frames)
+        ds["PixelData"].is_undefined_length = True
+        ds.save_as(folder / f"level{level}.dcm", enforce_file_format=True)
+    return folder / "level0.dcm"
+
+
+def test_dicom_wsi_series(tmp_path):
+    """OpenSlide reads the whole series from one of its files (the sheet gives one path)."""
+    pytest.importorskip("pydicom", reason="pydicom (a test extra) writes the DICOM files")
+    img = _image()
+    path = _write_dicom(tmp_path / "series", img, 0.2525)
+    slide, info = open_slide(path, "s")
+    with slide:
+        region = np.asarray(slide.read_region((800, 600), 0, (64, 64)).convert("RGB"))
+    assert info.vendor == "dicom" and info.mpp == pytest.approx(0.2525, rel=1e-6)
+    assert info.level_downsamples == pytest.approx([1.0, 4.0, 16.0])
+    assert np.abs(region.astype(int) - img[600:664, 800:864]).mean() < 4
     summary = segment_slide(path, "s", tmp_path / "s.geojson", tmp_path / "s.png",
                             SegmentationParams())
     assert summary["tissue_mm2"] == pytest.approx(1536 * 1024 * 0.2525**2 / 1e6, rel=0.05)
