@@ -17,21 +17,43 @@ def _image(h=2048, w=3072):
     return img
 
 
-def _write_aperio(path, img, mpp):
-    """An Aperio-style SVS: tiled JPEG pages (full resolution, then /4, /16), the vendor's
-    ImageDescription with ``MPP`` on the first page, and a stripped thumbnail page."""
+def _write_aperio(path, img, mpp, compression="jpeg"):
+    """An Aperio-style SVS: tiled pages (full resolution, then /4, /16), the vendor's
+    ImageDescription with ``MPP`` on the first page, and a stripped thumbnail page.
+    ``compression`` 33003 / 33005 are Aperio's JPEG 2000 codestreams (YCbCr / RGB); for 33003
+    the tiles hold YCbCr, which OpenSlide converts back to RGB."""
     h, w = img.shape[:2]
     desc = (f"Aperio Image Library v12.0.15 \r\n{w}x{h} [0,0 {w}x{h}] (256x256) JPEG/RGB Q=70"
             f"|AppMag = 20|MPP = {mpp}|Filename = synthetic")
+
+    def coded(a):
+        if compression != 33003:
+            return np.ascontiguousarray(a)
+        return np.ascontiguousarray(cv2.cvtColor(a, cv2.COLOR_RGB2YCrCb)[..., [0, 2, 1]])
+
     with tifffile.TiffWriter(path) as tw:
-        tw.write(img, photometric="rgb", tile=(256, 256), compression="jpeg",
+        tw.write(coded(img), photometric="rgb", tile=(256, 256), compression=compression,
                  description=desc, metadata=None)
         tw.write(img[::16, ::16].copy(), photometric="rgb", compression="jpeg",
                  description=f"Aperio Image Library v12.0.15 \r\n{w}x{h} -> {w // 16}x{h // 16}",
                  metadata=None)  # the thumbnail (stripped: not a level)
         for f in (4, 16):
-            tw.write(np.ascontiguousarray(img[::f, ::f]), photometric="rgb", tile=(256, 256),
-                     compression="jpeg", metadata=None)
+            tw.write(coded(img[::f, ::f]), photometric="rgb", tile=(256, 256),
+                     compression=compression, metadata=None)
+
+
+@pytest.mark.parametrize("compression", [33003, 33005])
+def test_aperio_jpeg2000(tmp_path, compression):
+    path = tmp_path / "s.svs"
+    img = _image()
+    _write_aperio(path, img, 0.2525, compression)
+    slide, info = open_slide(path, "s")
+    with slide:
+        region = np.asarray(slide.read_region((800, 600), 0, (64, 64)).convert("RGB"))
+        corner = np.asarray(slide.read_region((0, 0), 2, (16, 16)).convert("RGB"))
+    assert info.vendor == "aperio" and len(info.level_dimensions) == 3
+    assert np.abs(region.astype(int) - img[600:664, 800:864]).mean() < 4
+    assert np.abs(corner.astype(int) - 242).mean() < 4
 
 
 def _write_philips(path, img, mpp):
@@ -147,6 +169,67 @@ def test_hamamatsu_ndpi(tmp_path):
     assert summary["tissue_mm2"] == pytest.approx(1536 * 1024 * 0.2525**2 / 1e6, rel=0.05)
 
 
+def _write_mirax(path, img, mpp, image_px=256, exponents=(0, 2, 2)):
+    """A 3DHISTECH MIRAX slide: ``s.mrxs`` beside a folder ``s/`` holding ``Slidedat.ini``,
+    ``Index.dat`` and one data file. Level 0 is a grid of 256 px JPEG camera images without
+    overlap (so no position buffer); each further level concatenates 2^e x 2^e images of the
+    one before into one 256 px image (exponents 0, 2, 2: downsamples 1, 4, 16). The index
+    holds, per level, a record pointing to one data page of (image index, offset, length,
+    file) items, as OpenSlide's reader expects."""
+    import struct
+
+    folder = path.with_suffix("")
+    folder.mkdir()
+    slide_id = "0123456789abcdef0123456789abcdef"
+    h, w = img.shape[:2]
+    nx, ny = -(-w // image_px), -(-h // image_px)
+    data = bytearray(b"01.02" + slide_id.encode() + b"000" + bytes(256))
+    levels, concat = [], 1
+    for e in exponents:
+        concat <<= e
+        items = []
+        for y in range(0, ny, concat):
+            for x in range(0, nx, concat):
+                block = np.full((image_px * concat, image_px * concat, 3), 255, np.uint8)
+                part = img[y * image_px:(y + concat) * image_px,
+                           x * image_px:(x + concat) * image_px]
+                block[:part.shape[0], :part.shape[1]] = part
+                small = cv2.resize(block, (image_px, image_px), interpolation=cv2.INTER_AREA)
+                jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes()
+                items.append((y * nx + x, len(data), len(jpeg), 0))
+                data += jpeg
+        levels.append(items)
+    (folder / "Data0000.dat").write_bytes(bytes(data))
+    head = b"01.02" + slide_id.encode()
+    index = bytearray(head + bytes(8 + 4 * len(levels)))  # roots, then one pointer per level
+    table = len(head) + 8
+    for i, items in enumerate(levels):
+        record = len(index)
+        struct.pack_into("<i", index, table + 4 * i, record)
+        index += struct.pack("<iiii", 0, record + 8, len(items), 0)  # record, then its page
+        for item in items:
+            index += struct.pack("<iiii", *item)
+    struct.pack_into("<ii", index, len(head), table, len(index))
+    index += struct.pack("<i", 0)  # an empty non-hierarchical table
+    (folder / "Index.dat").write_bytes(bytes(index))
+    ini = ["[GENERAL]", "SLIDE_VERSION=1.9", f"SLIDE_ID={slide_id}", f"IMAGENUMBER_X={nx}",
+           f"IMAGENUMBER_Y={ny}", "OBJECTIVE_MAGNIFICATION=20", "[HIERARCHICAL]",
+           "HIER_COUNT=1", "NONHIER_COUNT=0", "INDEXFILE=Index.dat",
+           "HIER_0_NAME=Slide zoom level", f"HIER_0_COUNT={len(levels)}"]
+    ini += [f"HIER_0_VAL_{i}_SECTION=LAYER_0_LEVEL_{i}_SECTION" for i in range(len(levels))]
+    ini += ["[DATAFILE]", "FILE_COUNT=1", "FILE_0=Data0000.dat"]
+    concat = 1
+    for i, e in enumerate(exponents):
+        concat <<= e
+        ini += [f"[LAYER_0_LEVEL_{i}_SECTION]", f"IMAGE_CONCAT_FACTOR={e}", "OVERLAP_X=0",
+                "OVERLAP_Y=0", f"MICROMETER_PER_PIXEL_X={mpp * concat}",
+                f"MICROMETER_PER_PIXEL_Y={mpp * concat}", "IMAGE_FORMAT=JPEG",
+                "IMAGE_FILL_COLOR_BGR=16777215", f"DIGITIZER_WIDTH={image_px}",
+                f"DIGITIZER_HEIGHT={image_px}"]
+    (folder / "Slidedat.ini").write_text("\n".join(ini) + "\n")
+    path.write_bytes(b"")  # the .mrxs names the slide; OpenSlide reads the folder
+
+
 def _write_dicom(folder, img, mpp):
     """A DICOM WSI series (VL Whole Slide Microscopy Image, TILED_FULL, JPEG baseline frames),
     one file per pyramid level (full resolution, /4, /16) sharing study, series and frame of
@@ -213,7 +296,8 @@ def test_dicom_wsi_series(tmp_path):
 
 @pytest.mark.parametrize("writer, suffix, vendor", [
     (_write_aperio, ".svs", "aperio"), (_write_philips, ".tiff", "philips"),
-    (_write_leica, ".scn", "leica"), (_write_ventana, ".bif", "ventana")])
+    (_write_leica, ".scn", "leica"), (_write_ventana, ".bif", "ventana"),
+    (_write_mirax, ".mrxs", "mirax")])
 def test_vendor_formats_give_mpp_levels_and_tissue(tmp_path, writer, suffix, vendor):
     path = tmp_path / f"s{suffix}"
     writer(path, _image(), 0.2525)
