@@ -120,3 +120,16 @@ def test_ghanet_on_gene_families(tiny_pipeline, genes_of_tiny, tmp_path):
     with pytest.raises(InputError, match="one expert per pathway"):
         train_fold("mope_teacher", 0, p["folds"], p["clinical"], p["samples"], p["features"],
                    path, tmp_path / "m", params, privileged=Privileged("genes"))
+
+
+def test_methods_text_names_the_gene_level_vector():
+    from histodistill.report.html import _training_sentences
+
+    cfg = {"train": {"n_bins": 4, "alpha": 0.0, "lr": 1e-3, "epochs": 5, "max_patches": 64,
+                     "n_groups": 6},
+           "splits": {"n_folds": 5, "seed": 0, "val_fraction": 0.2},
+           "rna": {"geneset": "mcat_families"}, "models": ["ghanet"],
+           "privileged": {"source": "genes"}}
+    text = " ".join(_training_sentences(cfg))
+    assert "genes of the 'mcat_families' gene sets" in text
+    assert "one group per gene set" in text and "clustered" not in text

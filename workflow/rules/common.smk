@@ -13,7 +13,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
 from histodistill.features.shards import FAMILY, plan_shards, shard_rule_names  # noqa: E402
-from histodistill.models.catalog import CATALOG, check_privileged, with_teachers  # noqa: E402
+from histodistill.models.catalog import (  # noqa: E402
+    CATALOG,
+    check_privileged,
+    with_teachers,
+)
 from histodistill.provenance import script_code_hash  # noqa: E402
 from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
@@ -78,7 +82,7 @@ def _real_cohort(name, cfg):
     clinical = read_clinical(cfg["clinical"])
     validate(clinical.reset_index(), schema="../schemas/clinical.schema.yaml")
     TASK.labels(clinical, cfg["clinical"])
-    if PRIVILEGED.source != "rna":
+    if PRIVILEGED.source in ("clinical", "both"):
         PRIVILEGED.covariate_table(clinical, cfg["clinical"])
     slides = read_samples(cfg["samples"], list(clinical.index))
     return {
@@ -191,8 +195,9 @@ def privileged_table(cohort):
 
 def train_inputs(wc):
     """A model's inputs: WSI features only for models that read them, the RNA table (pathway
-    scores, or per-fold gene values under privileged.source: genes) only for models that see RNA (so an RNA change does not re-train wsi_abmil), the teacher's
-    checkpoint of the same fold for students."""
+    scores, or per-fold gene values under privileged.source: genes) only for models that see
+    RNA (so an RNA change does not re-train wsi_abmil), the teacher's checkpoint of the same
+    fold for students."""
     info = CATALOG[wc.model]
     inputs = {
         "folds": f"results/{wc.cohort}/splits/folds.tsv",

@@ -93,8 +93,8 @@ MODEL_SENTENCES = {
                       "embedding of the privileged vector (late fusion).",
     "student_kd": "student_kd: ABMIL trained with logit distillation from teacher_fusion "
                   "(temperature {kd_temperature}, weight {kd_weight}).",
-    "ghanet": "ghanet: G-HANet - {n_groups} groups of the privileged vector (clustered on "
-              "training patients) each encoded by an SNN; learnable queries reconstruct them "
+    "ghanet": "ghanet: G-HANet - {ghanet_groups} each encoded by an SNN; learnable queries "
+              "reconstruct them "
               "from patches (MSE + cosine loss, weight {recon_weight}); morphology and "
               "genome-informed (top-{top_k}) attention fused for the survival head.",
     "mope_teacher": "mope_teacher: pathway tokens read the slide by cross-attention into "
@@ -119,12 +119,18 @@ def _training_sentences(cfg: dict[str, Any]) -> list[str]:
     binary = task.type == "binary"
     priv = cfg.get("privileged") or {}
     covariates = "the clinical covariates " + ", ".join(priv.get("covariates", []))
+    gene_level = priv.get("source") == "genes"
     source = {"rna": "the pathway scores", "clinical": covariates,
+              "genes": f"the normalised expression of the genes of the '{cfg['rna']['geneset']}' "
+                       "gene sets (variance-stabilising transform fitted on each training fold)",
               "both": "the pathway scores and " + covariates}[priv.get("source", "rna")]
     objective = (f"binary cross-entropy on '{task.endpoint}'" if binary else
                  f"the discrete-time survival likelihood ({train['n_bins']} intervals at "
                  f"quantiles of the training fold's event times, alpha = {train['alpha']})")
     values = _Defaulting(train)  # a key the config left out reads "default"
+    values["ghanet_groups"] = ("one group per gene set" if gene_level else
+                               f"{values['n_groups']} groups of the privileged vector "
+                               "(clustered on training patients)")
     models = [MODEL_SENTENCES[m].format_map(values) for m in with_teachers(cfg["models"])]
     return [
         f"Patients were split into {splits['n_folds']} folds stratified by "
