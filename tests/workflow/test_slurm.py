@@ -86,7 +86,7 @@ def test_demo_runs_under_slurm_and_sacct_accounts_for_every_job(cluster, tmp_pat
     assert not any(c.startswith(("rule_make_demo_slide", "rule_segment_and_tile"))
                    for c in comments), comments
     train = [accounted[j] for j in submitted if accounted[j]["Comment"].startswith("rule_train")]
-    assert len(train) == 2 and all(j["ReqMem"] == "4048M" for j in train), train
+    assert len(train) == 2 and all(j["ReqMem"] == "5048M" for j in train), train
 
 
 def test_a_1000_slide_cohort_is_60_slurm_jobs_for_its_slides(tmp_path):
