@@ -11,7 +11,8 @@ import pytest
 
 from histodistill.errors import InputError
 from histodistill.evaluation.group_summary import summarise_ghanet
-from histodistill.rna.genes import column_groups, gene_table, gene_values_by_fold, set_columns
+from histodistill.rna.gene_columns import column_groups
+from histodistill.rna.genes import gene_table, gene_values_by_fold, set_columns
 from histodistill.rna.normalise import deseq2_vst
 from histodistill.rna.pathways import load_scores
 from histodistill.rna.table import RnaSource

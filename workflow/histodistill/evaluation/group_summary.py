@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from histodistill.errors import InputError  # noqa: E402
 from histodistill.io import atomic_path, write_tsv  # noqa: E402
-from histodistill.rna.genes import SEP  # noqa: E402
+from histodistill.rna.gene_columns import SEP  # noqa: E402
 from histodistill.rna.pathways import load_scores  # noqa: E402
 from histodistill.sheets import patient_slides, read_clinical, read_samples  # noqa: E402
 from histodistill.training.data import FeatureBank, usable_slides  # noqa: E402

@@ -5,7 +5,7 @@ Where the paper leaves a gap, our choices (METHODS.md fixes the rest):
 * **Groups.** The paper groups *genes* by functional family (MCAT's 6 families). With
   ``privileged.source: genes`` that is what happens: the privileged vector is the per-fold
   normalised expression of the collection's genes (rna/genes.py) and each gene set is one
-  group (:func:`histodistill.rna.genes.column_groups`; with MCAT's ``signatures.csv`` as the
+  group (:func:`histodistill.rna.gene_columns.column_groups`; with MCAT's ``signatures.csv`` as the
   collection, the published setting). With pathway scores or covariates there are no given
   groups, so the vector is split into ``n_groups`` groups by hierarchical clustering of its
   columns' correlation across the fold's *training* patients (:func:`privileged_groups`).

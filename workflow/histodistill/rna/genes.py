@@ -28,6 +28,7 @@ import pandas as pd
 
 from histodistill.errors import InputError
 from histodistill.io import write_parquet, write_tsv
+from histodistill.rna.gene_columns import SEP
 from histodistill.rna.gmt import read_gene_sets
 from histodistill.rna.normalise import deseq2_vst, transform
 from histodistill.rna.pathways import gene_set_coverage
@@ -37,27 +38,12 @@ from histodistill.splits import read_fold_table
 
 log = logging.getLogger(__name__)
 
-SEP = "|"
-
-
 def set_columns(gene_sets: dict[str, list[str]], used: set[str], present: pd.Index
                 ) -> list[tuple[str, str]]:
     """(set, gene) for every present gene of every used set, in file order."""
     have = set(present)
     return [(name, g) for name, genes in gene_sets.items() if name in used
             for g in genes if g in have]
-
-
-def column_groups(columns: list[str]) -> list[list[int]]:
-    """Indices of the ``{set}|{gene}`` columns of each set, sets in order of appearance."""
-    groups: dict[str, list[int]] = {}
-    for i, col in enumerate(columns):
-        name, sep, _ = col.rpartition(SEP)
-        if not sep:
-            raise InputError(f"column {col!r} is not a {{set}}{SEP}{{gene}} column; gene "
-                             "groups need the gene table of privileged.source: genes")
-        groups.setdefault(name, []).append(i)
-    return list(groups.values())
 
 
 def gene_values_by_fold(values: pd.DataFrame, kind: str, pairs: list[tuple[str, str]],

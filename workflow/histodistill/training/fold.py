@@ -34,7 +34,7 @@ from histodistill.models.ghanet import privileged_groups
 from histodistill.models.mope import reconstructibility
 from histodistill.models.registry import build_model, model_class
 from histodistill.models.survival import bin_cuts, discretise
-from histodistill.rna.genes import column_groups
+from histodistill.rna.gene_columns import column_groups
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import patient_slides, read_clinical, read_samples
 from histodistill.splits import read_folds
