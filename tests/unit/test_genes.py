@@ -43,7 +43,7 @@ def _folds(patients, k=3):
 
 
 def test_columns_are_set_and_gene_and_groups_are_the_sets():
-    pairs = set_columns(SETS, {"Oncogenes", "Kinases"}, _counts().columns)
+    pairs = set_columns(SETS, _counts().columns)
     cols = [f"{s}|{g}" for s, g in pairs]
     assert len(cols) == 20 + 25 and "Kinases|G015" in cols and "Oncogenes|G015" in cols
     assert column_groups(cols) == [list(range(20)), list(range(20, 45))]
@@ -54,7 +54,7 @@ def test_columns_are_set_and_gene_and_groups_are_the_sets():
 def test_counts_vst_is_fitted_on_the_training_part_only():
     counts = _counts()
     folds = _folds(list(counts.index))
-    pairs = set_columns(SETS, set(SETS), counts.columns)
+    pairs = set_columns(SETS, counts.columns)
     table = gene_values_by_fold(counts, "counts", pairs, folds)
     genes = [g for _, g in pairs]
     for fold, rows in folds.groupby("fold"):
@@ -79,7 +79,7 @@ def test_counts_vst_is_fitted_on_the_training_part_only():
 def test_sample_wise_kinds_are_the_same_in_every_fold():
     tpm = _counts().astype(float) / 10
     folds = _folds(list(tpm.index))
-    pairs = set_columns(SETS, set(SETS), tpm.columns)
+    pairs = set_columns(SETS, tpm.columns)
     table = gene_values_by_fold(tpm, "tpm", pairs, folds)
     expected = np.log2(tpm[[g for _, g in pairs]] + 1)
     for fold in range(3):

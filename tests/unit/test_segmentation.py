@@ -82,24 +82,31 @@ def test_rasterize_keeps_islands_inside_holes():
     assert mask[10, 10] == 1 and mask[30, 30] == 0 and mask[50, 50] == 1
 
 
+def _painted(seed=3):
+    img, truth = paint_slide(np.random.default_rng(seed), (1152, 1536), 0.5,
+                             {"pallor": 0.0, "nuclear_density": 0.0})
+    return img, truth
+
+
+def _thumb(m, size=(192, 144)):
+    return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+
+
 @pytest.mark.parametrize("colour", [(40, 170, 90), (40, 60, 170), (25, 25, 30)])
 def test_pen_strokes_are_not_tissue(colour):
     """Green, blue and black ink drawn across painted tissue are cut out of the mask."""
-    img, truth = paint_slide(np.random.default_rng(3), (1152, 1536), 0.5,
-                             {"pallor": 0.0, "nuclear_density": 0.0})
+    img, truth = _painted()
     ink = np.zeros(truth.shape, np.uint8)
     cv2.line(ink, (100, 300), (1400, 900), 1, 40)  # a 20 um wide stroke over the tissue
     img[ink > 0] = colour
     thumb = cv2.resize(img, (192, 144), interpolation=cv2.INTER_AREA)
-    small = lambda m: cv2.resize(m.astype(np.uint8), (192, 144),  # noqa: E731
-                                 interpolation=cv2.INTER_NEAREST) > 0
     mask = tissue_mask(thumb, 4.0, SegmentationParams())
-    on_ink = small(ink)
+    on_ink = _thumb(ink)
     assert mask[on_ink].mean() < 0.05  # ink removed
-    kept = small(truth & ~cv2.dilate(ink, np.ones((81, 81), np.uint8)).astype(bool))
+    kept = _thumb(truth & ~cv2.dilate(ink, np.ones((81, 81), np.uint8)).astype(bool))
     assert mask[kept].mean() > 0.95  # tissue away from the stroke kept
     unfiltered = tissue_mask(thumb, 4.0, SegmentationParams(pen_filter=False))
-    assert unfiltered[on_ink & small(truth)].mean() > 0.5  # without the filter, ink is tissue
+    assert unfiltered[on_ink & _thumb(truth)].mean() > 0.5  # without the filter, ink is tissue
 
 
 @pytest.mark.realdata
@@ -115,16 +122,6 @@ def test_pen_filter_on_real_tiles():
     for clean in ("medium-nuclei-score-level0", "tissue-level2-3000-7666-7096-11763",
                   "high-nuclei-score-level0"):
         assert pen_mask(tile(clean), 1.0, 0).mean() < 0.005, clean
-
-
-def _painted(seed=3):
-    img, truth = paint_slide(np.random.default_rng(seed), (1152, 1536), 0.5,
-                             {"pallor": 0.0, "nuclear_density": 0.0})
-    return img, truth
-
-
-def _thumb(m, size=(192, 144)):
-    return cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
 @pytest.mark.parametrize("bubble_max_um", [8000.0, 300.0])

@@ -33,7 +33,7 @@ try:
     TASK = Task.from_config(config["task"])
     PRIVILEGED = Privileged.from_config(config["privileged"])
     check_privileged(MODELS, PRIVILEGED.gene_level)
-except (HistodistillError, ValueError) as err:
+except HistodistillError as err:
     raise WorkflowError(str(err)) from None
 CURVE = "km" if TASK.type == "survival" else "roc"  # per-model plot: Kaplan-Meier or ROC
 FOLDS = list(range(config["splits"]["n_folds"]))

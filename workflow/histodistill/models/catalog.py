@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from histodistill.errors import InputError
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -40,7 +42,7 @@ def check_privileged(models: list[str], gene_level: bool) -> None:
     """Models that need one token per pathway cannot take a gene-level privileged vector."""
     tokens = [m for m in models if CATALOG[m].pathway_tokens]
     if gene_level and tokens:
-        raise ValueError(f"{', '.join(tokens)} use one expert per pathway and need pathway "
+        raise InputError(f"{', '.join(tokens)} use one expert per pathway and need pathway "
                          "scores: with privileged.source: genes, leave them out of models (or "
                          "use source: rna)")
 

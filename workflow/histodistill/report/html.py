@@ -61,9 +61,10 @@ def _artefact_filters(wsi: dict[str, Any]) -> list[str]:
         filters.append("blue, green and black pen ink removed")
     if wsi.get("bubble_filter", True):
         filters.append("air bubbles (regions enclosed by grey rims) removed")
-    if wsi.get("artefact_width_um", 80.0):
-        filters.append(f"straight components at most {wsi.get('artefact_width_um', 80.0)} um "
-                       "wide (slide edges, scratches) dropped")
+    width = wsi.get("artefact_width_um", 80.0)
+    if width:
+        filters.append(f"straight components at most {width} um wide (slide edges, "
+                       "scratches) dropped")
     return filters
 
 

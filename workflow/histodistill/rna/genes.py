@@ -29,21 +29,19 @@ import pandas as pd
 from histodistill.errors import InputError
 from histodistill.io import write_parquet, write_tsv
 from histodistill.rna.gene_columns import SEP
-from histodistill.rna.gmt import read_gene_sets
 from histodistill.rna.normalise import deseq2_vst, transform
-from histodistill.rna.pathways import gene_set_coverage
+from histodistill.rna.pathways import usable_gene_sets
 from histodistill.rna.table import RnaSource, match_samples, read_expression
 from histodistill.sheets import read_clinical
 from histodistill.splits import read_fold_table
 
 log = logging.getLogger(__name__)
 
-def set_columns(gene_sets: dict[str, list[str]], used: set[str], present: pd.Index
-                ) -> list[tuple[str, str]]:
-    """(set, gene) for every present gene of every used set, in file order."""
+
+def set_columns(gene_sets: dict[str, list[str]], present: pd.Index) -> list[tuple[str, str]]:
+    """(set, gene) for every present gene of every set, in file order."""
     have = set(present)
-    return [(name, g) for name, genes in gene_sets.items() if name in used
-            for g in genes if g in have]
+    return [(name, g) for name, genes in gene_sets.items() for g in genes if g in have]
 
 
 def gene_values_by_fold(values: pd.DataFrame, kind: str, pairs: list[tuple[str, str]],
@@ -81,20 +79,9 @@ def gene_table(source: RnaSource, clinical_path: str | Path, folds_tsv: str | Pa
     patients = read_clinical(clinical_path).index.tolist()
     expr = read_expression(source, patients)
     values = match_samples(expr.values, patients, source.path)
-    gene_sets = read_gene_sets(gene_sets_path)
-    coverage = gene_set_coverage(gene_sets, values.columns, min_size, np.iinfo(np.int64).max,
-                                 min_fraction)
-    dropped = coverage.loc[~coverage["used"]]
-    if len(dropped):
-        log.warning("%d of %d gene sets are dropped (fewer than %d genes present, or under "
-                    "%.0f%% of their genes found): %s", len(dropped), len(gene_sets), min_size,
-                    100 * min_fraction, ", ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes})"
-                                                  for r in dropped.head(10).itertuples()))
-    used = set(coverage.loc[coverage["used"], "gene_set"])
-    if not used:
-        raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
-                         f"{source.path}; are the gene IDs HGNC symbols like the sets'?")
-    pairs = set_columns(gene_sets, used, values.columns)
+    coverage, used = usable_gene_sets(gene_sets_path, values.columns, min_size, None,
+                                      min_fraction, source.path)
+    pairs = set_columns(used, values.columns)
     table = gene_values_by_fold(values, expr.kind, pairs, read_fold_table(folds_tsv), n_cpus)
     log.info("%d gene columns in %d sets, %d folds", table.shape[1], len(used),
              table.index.get_level_values("fold").nunique())

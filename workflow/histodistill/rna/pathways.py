@@ -49,6 +49,29 @@ def gene_set_coverage(gene_sets: dict[str, list[str]], genes: pd.Index, min_size
     return pd.DataFrame(rows)
 
 
+def usable_gene_sets(gene_sets_path: str | Path, genes: pd.Index, min_size: int,
+                     max_size: int | None, min_fraction: float, table: object
+                     ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The collection's coverage table and its usable sets ({name: genes}, file order); the
+    dropped ones are logged, and no usable set is an error naming both files. ``max_size``
+    None: no upper limit."""
+    gene_sets = read_gene_sets(gene_sets_path)
+    upper = np.iinfo(np.int64).max if max_size is None else max_size
+    coverage = gene_set_coverage(gene_sets, genes, min_size, upper, min_fraction)
+    dropped = coverage.loc[~coverage["used"]]
+    if len(dropped):
+        size = f"fewer than {min_size}" + ("" if max_size is None else f" or more than {max_size}")
+        log.warning("%d of %d gene sets are dropped (%s genes present, or under %.0f%% of their "
+                    "genes found): %s", len(dropped), len(gene_sets), size, 100 * min_fraction,
+                    ", ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes})"
+                              for r in dropped.head(10).itertuples()))
+    kept = set(coverage.loc[coverage["used"], "gene_set"])
+    if not kept:
+        raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
+                         f"{table}; are the gene IDs HGNC symbols like the sets'?")
+    return coverage, {k: v for k, v in gene_sets.items() if k in kept}
+
+
 def pathway_scores(expr: pd.DataFrame, gene_sets: dict[str, list[str]], method: Method,
                    min_size: int = 15, max_size: int = 500, threads: int = 1, seed: int = 0
                    ) -> pd.DataFrame:
@@ -118,20 +141,8 @@ def score_pathways(normalised_parquet: str | Path, gene_sets_path: str | Path,
                    max_size: int = 500, min_fraction: float = 0.25, threads: int = 1,
                    seed: int = 0, folds_tsv: str | Path | None = None) -> None:
     expr = pd.read_parquet(normalised_parquet)
-    gene_sets = read_gene_sets(gene_sets_path)
-    coverage = gene_set_coverage(gene_sets, expr.columns, min_size, max_size, min_fraction)
-    dropped = coverage.loc[~coverage["used"]]
-    if len(dropped):
-        log.warning("%d of %d gene sets are dropped (fewer than %d or more than %d genes "
-                    "present, or under %.0f%% of their genes found): %s", len(dropped),
-                    len(gene_sets), min_size, max_size, 100 * min_fraction,
-                    ", ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes})"
-                              for r in dropped.head(10).itertuples()))
-    if coverage["used"].sum() == 0:
-        raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
-                         f"{normalised_parquet}; are the gene IDs HGNC symbols like the sets'?")
-    kept = set(coverage.loc[coverage["used"], "gene_set"])
-    used = {k: v for k, v in gene_sets.items() if k in kept}
+    coverage, used = usable_gene_sets(gene_sets_path, expr.columns, min_size, max_size,
+                                      min_fraction, normalised_parquet)
     if method == "gsva":
         if folds_tsv is None:
             raise InputError("GSVA is fitted per fold and needs the fold table")

@@ -106,9 +106,9 @@ def tissue_mask(rgb: np.ndarray, mpp: float, params: SegmentationParams) -> np.n
     threshold = max(params.saturation_min, min(otsu, glass + params.glass_margin))
     mask = (sat > threshold).astype(np.uint8)
     if params.pen_filter:
-        mask[pen_mask(rgb, mpp, params.pen_margin_um)] = 0
+        mask[pen_mask(rgb, mpp, params.pen_margin_um, value)] = 0
     if params.bubble_filter:
-        mask[bubble_mask(rgb, mpp, float(np.median(value[bright])), params)] = 0
+        mask[bubble_mask(rgb, value, mpp, float(np.median(value[bright])), params)] = 0
     for op, um in ((cv2.MORPH_CLOSE, params.close_um), (cv2.MORPH_OPEN, params.open_um)):
         k = _odd_kernel(um, mpp)
         if k > 1:
@@ -125,10 +125,11 @@ def _channel_max(rgb: np.ndarray) -> np.ndarray:
     return cv2.max(cv2.max(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
 
 
-def bubble_mask(rgb: np.ndarray, mpp: float, glass_value: float, params: SegmentationParams
-                ) -> np.ndarray:
-    """Regions of an RGB thumbnail enclosed by grey bubble rims, with a margin."""
-    top = _channel_max(rgb).astype(np.int16)
+def bubble_mask(rgb: np.ndarray, value: np.ndarray, mpp: float, glass_value: float,
+                params: SegmentationParams) -> np.ndarray:
+    """Regions of an RGB thumbnail enclosed by grey bubble rims, with a margin; ``value`` is
+    its HSV value channel, max(R, G, B)."""
+    top = value.astype(np.int16)
     bottom = cv2.min(cv2.min(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
     rim = (top < glass_value - params.bubble_rim_contrast) & (
         top - bottom < params.bubble_rim_chroma)
@@ -154,10 +155,13 @@ def bubble_mask(rgb: np.ndarray, mpp: float, glass_value: float, params: Segment
     return bubbles.astype(bool)
 
 
-def pen_mask(rgb: np.ndarray, mpp: float, margin_um: float) -> np.ndarray:
-    """Pixels of blue, green or black ink (plus a margin) in an RGB thumbnail."""
+def pen_mask(rgb: np.ndarray, mpp: float, margin_um: float, value: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Pixels of blue, green or black ink (plus a margin) in an RGB thumbnail; ``value``:
+    its HSV value channel, max(R, G, B), when the caller has it."""
     r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
-    ink = (g > r + 10) | ((b > r + 40) & (b > g + 20)) | (_channel_max(rgb) < 50)
+    top = _channel_max(rgb) if value is None else value
+    ink = (g > r + 10) | ((b > r + 40) & (b > g + 20)) | (top < 50)
     ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     k = _odd_kernel(margin_um, mpp)
     if k > 1:
