@@ -81,7 +81,8 @@ def test_changed_model_is_an_error_and_leaves_no_folder(tiny_pipeline, trained, 
 
 
 def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
-    table = summarise_mope(trained["mope"], tmp_path / "mope.tsv", tmp_path / "mope.png")
+    table = summarise_mope(trained["mope"], tmp_path / "mope.tsv", tmp_path / "mope.png",
+                           trained["mope_teacher"])
     metas = [json.loads(Path(f).with_name("meta.json").read_text()) for f in trained["mope"]]
     assert sorted(table["pathway"]) == sorted(metas[0]["pathways"])
     assert table["usage_mean"].sum() == pytest.approx(1.0, abs=1e-5)
@@ -91,6 +92,14 @@ def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
     assert first["reconstructibility_mean"] == pytest.approx(
         np.mean([m["structure"]["reconstructibility"][k] for m in metas]))
     assert (tmp_path / "mope.png").stat().st_size > 5000
+    teacher = pd.concat(pd.read_csv(f, sep="\t") for f in trained["mope_teacher"])
+    teacher = teacher[teacher["role"] == "test"]
+    assert table["teacher_usage_mean"].sum() == pytest.approx(1.0, abs=1e-5)
+    assert first["teacher_usage_mean"] == pytest.approx(
+        teacher[f"usage:{first['pathway']}"].mean())
+    with pytest.raises(InputError, match="no usage"):
+        summarise_mope(trained["mope"], tmp_path / "m.tsv", tmp_path / "m.png",
+                       trained["wsi_abmil"])
 
 
 def test_ghanet_groups_reconstructed_on_test_patients_only(tiny_pipeline, trained, tmp_path):

@@ -121,6 +121,31 @@ def test_mope_alignment_is_zero_against_itself_and_weights_reconstructible_pathw
     assert losses["expert_align"].item() == pytest.approx(gap0.item(), rel=1e-5)
 
 
+def test_mope_reconstructible_usage_target_keeps_only_what_histology_can_see():
+    torch.manual_seed(0)
+    t_out = build_model("mope_teacher", DIMS).eval()(inputs())
+    u_t = t_out.extras["usage"]
+    student = build_model("mope", DIMS, reconstructibility=[3, 1, 0, 0, 0, 0],
+                          usage_target="reconstructible").eval()
+    target = student.usage_target_of(u_t)
+    expected = torch.zeros(6)
+    expected[:2] = torch.stack([3 * u_t[0], u_t[1]]) / (3 * u_t[0] + u_t[1])
+    assert torch.allclose(target, expected, atol=1e-6)
+    s_out = student(inputs())
+    u_s = s_out.extras["usage"]
+    kl = (expected[:2] * (expected[:2].log() - u_s[:2].log())).sum()
+    losses = student.extra_losses(s_out, t_out, no_task_loss)
+    assert losses["usage_kl"].item() == pytest.approx(kl.item(), rel=1e-5)
+    # the specified target is the teacher's usage itself, and so is the fallback when no
+    # pathway is reconstructible
+    spec = build_model("mope", DIMS, reconstructibility=[3, 1, 0, 0, 0, 0])
+    assert torch.equal(spec.usage_target_of(u_t), u_t)
+    blind = build_model("mope", DIMS, reconstructibility=[0] * 6, usage_target="reconstructible")
+    assert torch.equal(blind.usage_target_of(u_t), u_t)
+    with pytest.raises(ValueError, match="usage_target"):
+        build_model("mope", DIMS, usage_target="student")
+
+
 def test_reconstructibility_finds_the_pathway_the_features_carry():
     import numpy as np
 

@@ -33,7 +33,8 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
     for m in MODELS:
         write_attention(m, preds[m], p["samples"], p["features"], out / "attention" / m, 1)
         attention.append(out / "attention" / m)
-    summarise_mope(preds["mope"], out / "mope.tsv", out / "mope.png")
+    summarise_mope(preds["mope"], out / "mope.tsv", out / "mope.png",
+                   tiny_models["mope_teacher"])
     summarise_ghanet(preds["ghanet"], p["clinical"], p["samples"], p["features"],
                      p["pathways"], out / "ghanet.tsv", out / "ghanet.png")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -65,6 +66,7 @@ def test_report_is_self_contained_and_complete(report):
                      r"\[-?\d\.\d{3}, -?\d\.\d{3}\]", html)  # difference [CI] vs the floor
     assert html.count('alt="attention ') == 6  # 3 models x (1 high + 1 low) patients
     assert "expert: " not in html or "MoPE" in html
+    assert re.search(r"<th>teacher's usage</th>", html) and "<td>nan</td>" not in html
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert sources and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
                            for s in sources)
@@ -108,3 +110,15 @@ document.body.setAttribute("data-rows", document.querySelectorAll("#metrics tr")
     grey_border = (np.abs(rgb - [204, 204, 204]).sum(axis=-1) < 10).sum()  # table borders #ccc
     saturated = ((rgb.max(axis=-1) - rgb.min(axis=-1)) > 80).sum()  # plot colours, H&E tiles
     assert grey_border > 2000 and saturated > 20000
+
+
+def test_methods_text_names_the_mope_usage_target():
+    from histodistill.report.html import _training_sentences
+
+    cfg = {"train": {"n_bins": 4, "alpha": 0.0, "lr": 1e-3, "epochs": 5, "max_patches": 64},
+           "splits": {"n_folds": 5, "seed": 0, "val_fraction": 0.2},
+           "rna": {"geneset": "hallmark"}, "models": ["mope"]}
+    assert "target: the teacher's usage)" in " ".join(_training_sentences(cfg))
+    cfg["train"]["usage_target"] = "reconstructible"
+    assert "re-weighted by each pathway's reconstructibility" in " ".join(
+        _training_sentences(cfg))

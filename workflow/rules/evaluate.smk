@@ -82,6 +82,7 @@ rule attention:
 rule mope_summary:
     input:
         predictions=lambda wc: predictions(wc.cohort)["mope"],
+        teacher=lambda wc: predictions(wc.cohort)["mope_teacher"],
         meta=lambda wc: [f"{model_dir(wc.cohort, 'mope', k)}/meta.json" for k in FOLDS],
     output:
         tsv="results/{cohort}/mope_pathways.tsv",

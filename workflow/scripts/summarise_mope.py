@@ -6,4 +6,4 @@ from histodistill.runtime import rule_context
 
 with rule_context(snakemake.log[0], snakemake.threads):
     summarise_mope(list(snakemake.input.predictions), snakemake.output.tsv,
-                   snakemake.output.png)
+                   snakemake.output.png, list(snakemake.input.teacher))

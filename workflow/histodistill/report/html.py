@@ -101,7 +101,8 @@ MODEL_SENTENCES = {
     "mope_teacher": "mope_teacher: pathway tokens read the slide by cross-attention into "
                     "pathway experts mixed by a gate (MoPE teacher).",
     "mope": "mope: pathway-indexed pathology experts aligned to mope_teacher by KL of pathway "
-            "usage (weight {usage_weight}) and expert states weighted by each pathway's "
+            "usage (weight {usage_weight}; target: {mope_usage_target}) and expert states "
+            "weighted by each pathway's "
             "cross-validated reconstructibility from histology (weight {expert_weight}).",
     "bidistill": "bidistill: multimodal and WSI-only branches distilling both ways (logits and "
                  "features, weight {feature_weight}), the privileged vector dropped with "
@@ -132,6 +133,9 @@ def _training_sentences(cfg: dict[str, Any]) -> list[str]:
     values["ghanet_groups"] = ("one group per gene set" if gene_level else
                                f"{values['n_groups']} groups of the privileged vector "
                                "(clustered on training patients)")
+    values["mope_usage_target"] = (
+        "the teacher's usage re-weighted by each pathway's reconstructibility"
+        if values["usage_target"] == "reconstructible" else "the teacher's usage")
     models = [MODEL_SENTENCES[m].format_map(values) for m in with_teachers(cfg["models"])]
     return [
         f"Patients were split into {splits['n_folds']} folds stratified by "
@@ -230,6 +234,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         top = pd.read_csv(mope[1], sep="\t").head(10)
         mope_rows = [{"pathway": r.pathway, "usage": _fmt(r.usage_mean),
                       "high": _fmt(r.usage_high_risk), "low": _fmt(r.usage_low_risk),
+                      "teacher": _fmt(getattr(r, "teacher_usage_mean", float("nan"))),
                       "r2": _fmt(r.reconstructibility_mean)} for r in top.itertuples()]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(files("histodistill.report").joinpath("template.html.j2")

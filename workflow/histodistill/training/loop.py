@@ -42,6 +42,7 @@ class TrainParams:
     top_k: int = 16  # ghanet: patches per group in the genome-informed attention
     usage_weight: float = 1.0  # mope: weight of KL(teacher usage || student usage)
     expert_weight: float = 1.0  # mope: weight of the expert-state alignment
+    usage_target: str = "teacher"  # mope: teacher | reconstructible (see models/mope.py)
     missing_rate: float = 0.5  # bidistill: probability of dropping the privileged vector
     feature_weight: float = 1.0  # bidistill: weight of the feature distillation terms
     device: str = "cpu"  # cpu | auto | cuda
