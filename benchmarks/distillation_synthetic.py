@@ -25,8 +25,17 @@ model) and its histology-visible part (the ceiling of any histology-only model: 
 at most close the gap between ``wsi_abmil`` and it) - the share of MoPE's pathway usage on the
 three morphology-linked pathways, and seconds per fit.
 
+``mope_recon`` is ``mope`` trained with ``usage_target: reconstructible`` (the KL's target is
+the teacher's usage re-weighted by each pathway's reconstructibility). For the teacher and both
+students, where the usage goes is measured against the generator's truth: per pathway, the R^2
+of its score on the three visible programmes' levels (R2_vis) and on the two hidden ones
+(R2_hid); the usage-weighted mean of each, beside the unweighted mean (uniform usage). Every
+Hallmark score is partly a mix of the programmes (ssGSEA ranks genes within a sample, so a
+programme that raises its genes lowers the rest), so these say more than the share on the
+three planted pathways alone.
+
     python benchmarks/distillation_synthetic.py [--patients 300] [--seeds 0 1 2] [--workers 2]
-        [--noise 1.0]
+        [--noise 1.0] [--models mope_teacher mope mope_recon]
 """
 
 from __future__ import annotations
@@ -46,8 +55,10 @@ from _training_bench import fold_cindex
 REPO = Path(__file__).resolve().parents[1]
 HALLMARK = REPO / "resources" / "genesets" / "h.all.v7.0.symbols.gmt"
 MODELS = ["rna_snn", "wsi_abmil", "teacher_fusion", "student_kd", "ghanet", "mope_teacher",
-          "mope", "bidistill"]
-TEACHER = {"student_kd": "teacher_fusion", "mope": "mope_teacher"}
+          "mope", "mope_recon", "bidistill"]
+TEACHER = {"student_kd": "teacher_fusion", "mope": "mope_teacher", "mope_recon": "mope_teacher"}
+VARIANT = {"mope_recon": ("mope", {"usage_target": "reconstructible"})}  # name: (model, params)
+USAGE_MODELS = ["mope_teacher", "mope", "mope_recon"]
 VISIBLE = ["HALLMARK_E2F_TARGETS", "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",
            "HALLMARK_HYPOXIA"]
 PARAMS = dict(epochs=25, min_epochs=5, patience=8, lr=1e-3, batch_patients=4, n_bins=4,
@@ -96,22 +107,23 @@ def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0) -> No
     make_splits(out / "clinical.tsv", out / "samples.tsv", out / "folds.tsv", 5, 0.2, seed)
 
 
-def train_one_fold(job: tuple[Path, int, int]) -> dict[str, float]:
+def train_one_fold(job: tuple[Path, int, int, list[str]]) -> dict[str, float]:
     import torch
 
     from histodistill.training.fold import train_fold
     from histodistill.training.loop import TrainParams
 
     torch.set_num_threads(1)
-    out, seed, fold = job
+    out, seed, fold, models = job
     feats = sorted(str(p) for p in (out / "features").glob("*.h5"))
     seconds = {}
-    for model in MODELS:
+    for model in models:
         t0 = time.perf_counter()
         teacher = out / TEACHER[model] / f"fold{fold}" if model in TEACHER else None
-        train_fold(model, fold, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv",
+        name, extra = VARIANT.get(model, (model, {}))
+        train_fold(name, fold, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv",
                    feats, out / "pathways.parquet", out / model / f"fold{fold}",
-                   TrainParams(**PARAMS, seed=seed), teacher_dir=teacher)
+                   TrainParams(**PARAMS, **extra, seed=seed), teacher_dir=teacher)
         seconds[model] = time.perf_counter() - t0
     return seconds
 
@@ -132,12 +144,39 @@ def oracle_cindex(out: Path, seed: int, n_patients: int) -> tuple[float, float]:
     return harrell_cindex(t, e, full.to_numpy()), harrell_cindex(t, e, visible.to_numpy())
 
 
-def usage_share(out: Path, model: str) -> tuple[float, float]:
+def programme_r2(out: Path, seed: int, n_patients: int) -> pd.DataFrame:
+    """Per pathway (rows): R^2 of its score on the visible / hidden programmes' true levels,
+    and whether it is one of the three planted visible pathways (columns vis, hid, planted)."""
+    from histodistill.demo.cohort import latent_programmes
+    from histodistill.demo.spec import DemoSpec, plan_demo
+
+    spec = DemoSpec(n_patients=n_patients, seed=seed, rna_missing_fraction=0.1,
+                    second_slide_fraction=0.15)
+    z = latent_programmes(spec, plan_demo(spec))
+    scores = pd.read_parquet(out / "pathways.parquet").select_dtypes("number")
+    y = scores.to_numpy()
+    r2 = {}
+    for key, visible in (("vis", True), ("hid", False)):
+        names = [p.name for p in spec.programmes if (p.morphology is not None) == visible]
+        x = np.column_stack([np.ones(len(scores)), z.loc[scores.index, names].to_numpy()])
+        resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+        r2[key] = 1 - (resid ** 2).sum(axis=0) / ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    return pd.DataFrame(r2, index=scores.columns).assign(planted=scores.columns.isin(VISIBLE))
+
+
+def usage_profile(out: Path, model: str, truth: pd.DataFrame) -> dict[str, float]:
+    """Mean test usage on the planted pathways, and usage-weighted R2_vis / R2_hid."""
     preds = pd.concat(pd.read_csv(out / model / f"fold{k}" / "predictions.tsv", sep="\t")
                       for k in range(5))
     usage = preds[preds["role"] == "test"].filter(like="usage:").mean()
-    visible = [f"usage:{p}" for p in VISIBLE if f"usage:{p}" in usage.index]
-    return float(usage[visible].sum()), len(visible) / len(usage)
+    usage.index = usage.index.str.removeprefix("usage:")
+    t = truth.loc[usage.index]
+    return {"planted": float(usage[t["planted"]].sum()), "vis": float(usage @ t["vis"]),
+            "hid": float(usage @ t["hid"])}
+
+
+def _mean_sd(v: list[float]) -> str:
+    return f"{np.mean(v):.3f} +- {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
 
 
 def main() -> None:
@@ -146,44 +185,58 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--noise", type=float, default=1.0, help="per-patch noise SD (1 = default)")
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=MODELS,
+                    help="a subset (teachers are added); default: all")
     ap.add_argument("--keep", type=Path, default=None, help="write cohorts here (else a tmp dir)")
     args = ap.parse_args()
+    models = [m for m in MODELS if m in args.models or m in
+              {TEACHER.get(x) for x in args.models}]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
-        results: dict[str, list[float]] = {m: [] for m in MODELS}
-        shares, seconds, oracles = [], {m: [] for m in MODELS}, []
+        results: dict[str, list[float]] = {m: [] for m in models}
+        seconds: dict[str, list[float]] = {m: [] for m in models}
+        usage: dict[str, list[dict[str, float]]] = {m: [] for m in USAGE_MODELS if m in models}
+        uniform, oracles = [], []
         for seed in args.seeds:
             out = root / f"seed{seed}"
             t0 = time.perf_counter()
             make_cohort(seed, args.patients, out, args.noise)
             print(f"seed {seed}: cohort written in {time.perf_counter() - t0:.0f} s", flush=True)
             with Pool(args.workers) as pool:
-                for sec in pool.map(train_one_fold, [(out, seed, k) for k in range(5)]):
-                    for m, s in sec.items():
-                        seconds[m].append(s)
-            for m in MODELS:
+                for sec in pool.map(train_one_fold, [(out, seed, k, models) for k in range(5)]):
+                    for m, v in sec.items():
+                        seconds[m].append(v)
+            for m in models:
                 pooled, _, _ = fold_cindex([out / m / f"fold{k}" / "predictions.tsv"
                                             for k in range(5)])
                 results[m].append(pooled)
-            shares.append((usage_share(out, "mope"), usage_share(out, "mope_teacher")))
+            truth = programme_r2(out, seed, args.patients)
+            uniform.append({"planted": truth["planted"].mean(), "vis": truth["vis"].mean(),
+                            "hid": truth["hid"].mean()})
+            for m in usage:
+                usage[m].append(usage_profile(out, m, truth))
             oracles.append(oracle_cindex(out, seed, args.patients))
             print(json.dumps({m: round(v[-1], 4) for m, v in results.items()}), flush=True)
         print(f"\n{args.patients} patients, seeds {args.seeds}, 5-fold CV, noise {args.noise}")
         print("| model | pooled OOF c-index, mean +- SD over seeds | per seed | s per fit |")
         print("|---|---|---|---|")
-        for m in MODELS:
+        for m in models:
             v = results[m]
-            print(f"| {m} | {np.mean(v):.3f} +- {np.std(v, ddof=1) if len(v) > 1 else 0:.3f} | "
-                  f"{', '.join(f'{x:.3f}' for x in v)} | {np.mean(seconds[m]):.1f} |")
+            print(f"| {m} | {_mean_sd(v)} | {', '.join(f'{x:.3f}' for x in v)} | "
+                  f"{np.mean(seconds[m]):.1f} |")
         for i, name in enumerate(("oracle: true log hazard", "oracle: its visible part")):
             v = [o[i] for o in oracles]
-            print(f"| {name} | {np.mean(v):.3f} +- {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
-                  f" | {', '.join(f'{x:.3f}' for x in v)} | |")
-        s_student = [s[0][0] for s in shares]
-        s_teacher = [s[1][0] for s in shares]
-        print(f"\nMoPE usage on the 3 morphology-linked pathways (uniform would be "
-              f"{shares[0][0][1]:.3f}): student {np.mean(s_student):.3f} "
-              f"({', '.join(f'{x:.3f}' for x in s_student)}), teacher {np.mean(s_teacher):.3f}")
+            print(f"| {name} | {_mean_sd(v)} | {', '.join(f'{x:.3f}' for x in v)} | |")
+        if usage:
+            print("\nWhere MoPE's usage goes (mean +- SD over seeds; per seed in brackets)")
+            print("| usage of | share on the 3 planted pathways | usage-weighted R2_vis | "
+                  "usage-weighted R2_hid |")
+            print("|---|---|---|---|")
+            for m, rows in [("uniform", uniform), *usage.items()]:
+                cells = [f"{_mean_sd([r[k] for r in rows])} "
+                         f"({', '.join(f'{r[k]:.3f}' for r in rows)})"
+                         for k in ("planted", "vis", "hid")]
+                print(f"| {m} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

@@ -58,15 +58,20 @@ def write_cohort(out: Path, n_patients: int, n_patches: int, dim: int, distinct:
     return paths
 
 
-def fit_one(job: tuple[str, Path, list[str], int, str]) -> tuple[float, float]:
-    """Train fold 0 of one model in a fresh process: (seconds, peak RSS in MB)."""
+def fit_one(job: tuple[str, Path, list[str], int, str]) -> tuple[float, float, str]:
+    """Train fold 0 of one model in a fresh process: (seconds, peak RSS in MB, peak CUDA
+    memory allocated in MB or "-" when it ran on the CPU)."""
+    import torch
+
     model, out, feats, epochs, device = job
     params = TrainParams(epochs=epochs, min_epochs=epochs, patience=epochs, device=device)
     t0 = time.perf_counter()
     teacher = out / TEACHER[model] if model in TEACHER else None
     train_fold(model, 0, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv", feats,
                out / "pathways.parquet", out / model, params, teacher_dir=teacher)
-    return time.perf_counter() - t0, peak_rss_mb()
+    gpu = (f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if torch.cuda.is_initialized()
+           else "-")
+    return time.perf_counter() - t0, peak_rss_mb(), gpu
 
 
 def main() -> None:
@@ -89,14 +94,16 @@ def main() -> None:
         feats = write_cohort(out, args.patients, args.patches, args.dim, args.distinct,
                              args.pathways)
         print(f"cohort written in {time.perf_counter() - t0:.0f} s", flush=True)
-        print("| model | epochs | s per fold | s per epoch (incl. prediction) | peak RSS MB |")
-        print("|---|---|---|---|---|")
+        print("| model | epochs | s per fold | s per epoch (incl. prediction) | peak RSS MB | "
+              "peak CUDA MB |")
+        print("|---|---|---|---|---|---|")
         ctx = mp.get_context("spawn")
         for model in args.models:
             with ctx.Pool(1) as pool:
-                dt, rss = pool.apply(fit_one, ((model, out, feats, args.epochs, args.device),))
+                dt, rss, gpu = pool.apply(fit_one, ((model, out, feats, args.epochs,
+                                                     args.device),))
             print(f"| {model} | {args.epochs} | {dt:.0f} | {dt / args.epochs:.1f} | "
-                  f"{rss:.0f} |", flush=True)
+                  f"{rss:.0f} | {gpu} |", flush=True)
 
 
 if __name__ == "__main__":
