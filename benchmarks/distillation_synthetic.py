@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 from _training_bench import fold_cindex
 
+from histodistill.demo.spec import DemoSpec
+
 REPO = Path(__file__).resolve().parents[1]
 HALLMARK = REPO / "resources" / "genesets" / "h.all.v7.0.symbols.gmt"
 MODELS = ["rna_snn", "wsi_abmil", "teacher_fusion", "student_kd", "ghanet", "mope_teacher",
@@ -80,16 +82,27 @@ def simulate_features(z: pd.Series, rng: np.random.Generator, axes: np.ndarray,
     return x.astype(np.float32)
 
 
+def cohort_spec(seed: int, n_patients: int) -> DemoSpec:
+    return DemoSpec(n_patients=n_patients, seed=seed, rna_missing_fraction=0.1,
+                    second_slide_fraction=0.15)
+
+
+def true_programmes(spec: DemoSpec) -> pd.DataFrame:
+    """The generator's programme levels z (patients x programmes) of a cohort."""
+    from histodistill.demo.cohort import latent_programmes
+    from histodistill.demo.spec import plan_demo
+
+    return latent_programmes(spec, plan_demo(spec))
+
+
 def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0) -> None:
     from histodistill.demo.cohort import latent_programmes, write_demo_tables
-    from histodistill.demo.spec import DemoSpec
     from histodistill.rna.normalise import normalise
     from histodistill.rna.pathways import score_pathways
     from histodistill.rna.table import RnaSource
     from histodistill.splits import make_splits
 
-    spec = DemoSpec(n_patients=n_patients, seed=seed, rna_missing_fraction=0.1,
-                    second_slide_fraction=0.15)
+    spec = cohort_spec(seed, n_patients)
     plan = write_demo_tables(out, spec, HALLMARK)
     z = latent_programmes(spec, plan)
     rng = np.random.default_rng([seed, 77])
@@ -128,15 +141,10 @@ def train_one_fold(job: tuple[Path, int, int, list[str]]) -> dict[str, float]:
     return seconds
 
 
-def oracle_cindex(out: Path, seed: int, n_patients: int) -> tuple[float, float]:
+def oracle_cindex(out: Path, spec: DemoSpec, z: pd.DataFrame) -> tuple[float, float]:
     """c-index of the true log hazard, and of its histology-visible part, over the cohort."""
-    from histodistill.demo.cohort import latent_programmes
-    from histodistill.demo.spec import DemoSpec, plan_demo
     from histodistill.evaluation.metrics import harrell_cindex
 
-    spec = DemoSpec(n_patients=n_patients, seed=seed, rna_missing_fraction=0.1,
-                    second_slide_fraction=0.15)
-    z = latent_programmes(spec, plan_demo(spec))
     clinical = pd.read_csv(out / "clinical.tsv", sep="\t", index_col=0, dtype={0: str})
     t, e = clinical.loc[z.index, "time"].to_numpy(), clinical.loc[z.index, "event"].to_numpy()
     full = sum(p.log_hazard * z[p.name] for p in spec.programmes)
@@ -144,15 +152,9 @@ def oracle_cindex(out: Path, seed: int, n_patients: int) -> tuple[float, float]:
     return harrell_cindex(t, e, full.to_numpy()), harrell_cindex(t, e, visible.to_numpy())
 
 
-def programme_r2(out: Path, seed: int, n_patients: int) -> pd.DataFrame:
+def programme_r2(out: Path, spec: DemoSpec, z: pd.DataFrame) -> pd.DataFrame:
     """Per pathway (rows): R^2 of its score on the visible / hidden programmes' true levels,
     and whether it is one of the three planted visible pathways (columns vis, hid, planted)."""
-    from histodistill.demo.cohort import latent_programmes
-    from histodistill.demo.spec import DemoSpec, plan_demo
-
-    spec = DemoSpec(n_patients=n_patients, seed=seed, rna_missing_fraction=0.1,
-                    second_slide_fraction=0.15)
-    z = latent_programmes(spec, plan_demo(spec))
     scores = pd.read_parquet(out / "pathways.parquet").select_dtypes("number")
     y = scores.to_numpy()
     r2 = {}
@@ -210,12 +212,14 @@ def main() -> None:
                 pooled, _, _ = fold_cindex([out / m / f"fold{k}" / "predictions.tsv"
                                             for k in range(5)])
                 results[m].append(pooled)
-            truth = programme_r2(out, seed, args.patients)
+            spec = cohort_spec(seed, args.patients)
+            z = true_programmes(spec)
+            truth = programme_r2(out, spec, z)
             uniform.append({"planted": truth["planted"].mean(), "vis": truth["vis"].mean(),
                             "hid": truth["hid"].mean()})
             for m in usage:
                 usage[m].append(usage_profile(out, m, truth))
-            oracles.append(oracle_cindex(out, seed, args.patients))
+            oracles.append(oracle_cindex(out, spec, z))
             print(json.dumps({m: round(v[-1], 4) for m, v in results.items()}), flush=True)
         print(f"\n{args.patients} patients, seeds {args.seeds}, 5-fold CV, noise {args.noise}")
         print("| model | pooled OOF c-index, mean +- SD over seeds | per seed | s per fit |")

@@ -31,7 +31,7 @@ Where the description leaves a gap, our choices:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -123,8 +123,8 @@ class MoPE(_Experts):
             torch.tensor(reconstructibility, dtype=torch.float32)
         self.register_buffer("expert_w", w / w.mean() if w.sum() > 0 else w)
         self.usage_weight, self.expert_weight = usage_weight, expert_weight
-        if usage_target not in ("teacher", "reconstructible"):
-            raise ValueError(f"mope: usage_target must be teacher or reconstructible, "
+        if usage_target not in get_args(UsageTarget):
+            raise ValueError(f"mope: usage_target must be one of {get_args(UsageTarget)}, "
                              f"got {usage_target!r}")
         self.usage_target = usage_target
 

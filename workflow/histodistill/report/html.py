@@ -95,15 +95,14 @@ MODEL_SENTENCES = {
     "student_kd": "student_kd: ABMIL trained with logit distillation from teacher_fusion "
                   "(temperature {kd_temperature}, weight {kd_weight}).",
     "ghanet": "ghanet: G-HANet - {ghanet_groups} each encoded by an SNN; learnable queries "
-              "reconstruct them "
-              "from patches (MSE + cosine loss, weight {recon_weight}); morphology and "
-              "genome-informed (top-{top_k}) attention fused for the survival head.",
+              "reconstruct them from patches (MSE + cosine loss, weight {recon_weight}); "
+              "morphology and genome-informed (top-{top_k}) attention fused for the survival head.",
     "mope_teacher": "mope_teacher: pathway tokens read the slide by cross-attention into "
                     "pathway experts mixed by a gate (MoPE teacher).",
     "mope": "mope: pathway-indexed pathology experts aligned to mope_teacher by KL of pathway "
             "usage (weight {usage_weight}; target: {mope_usage_target}) and expert states "
-            "weighted by each pathway's "
-            "cross-validated reconstructibility from histology (weight {expert_weight}).",
+            "weighted by each pathway's cross-validated reconstructibility from histology "
+            "(weight {expert_weight}).",
     "bidistill": "bidistill: multimodal and WSI-only branches distilling both ways (logits and "
                  "features, weight {feature_weight}), the privileged vector dropped with "
                  "probability {missing_rate} in training; the WSI-only branch predicts.",
