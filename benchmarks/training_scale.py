@@ -1,14 +1,16 @@
 """Training time per fold and peak memory at cohort scale (issue 6, evidence 3).
 
 A 500-patient cohort with 15,000 patches x 1,024 features per slide (float32: 61 MB per
-slide, 30 GB for the cohort) is written as ``--distinct`` real h5 files, and every patient's
-slide is a symbolic link to one of them (disk space; the training step opens each patient's own
-path and cannot tell). Labels and pathway scores are random, so the c-index is meaningless:
-this measures cost only. One fold of each model is trained with the workflow's defaults
-(bags capped at ``max_patches`` in training, every patch at inference, feature cache bounded by
-``cache_mb``) and its wall time and the process's peak RSS are printed.
+slide, 30 GB for the cohort) is written as ``--distinct`` real h5 files in extraction's chunk
+layout, and every patient's slide is a symbolic link to one of them (disk space; the training
+step opens each patient's own path and cannot tell). Labels and pathway scores are random, so
+the c-index is meaningless: this measures cost only. One fold of each model is trained with
+the workflow's defaults (bags capped at ``max_patches`` in training, every patch at inference,
+feature cache bounded by ``cache_mb``) and its wall time and the process's peak RSS are
+printed.
 
     python benchmarks/training_scale.py [--models wsi_abmil mope] [--epochs 5] [--device cuda]
+        [--cache-mb 0]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 from _training_bench import peak_rss_mb, write_sheets
 
+from histodistill.features.rows import feature_chunks
 from histodistill.splits import make_splits
 from histodistill.training.fold import train_fold
 from histodistill.training.loop import TrainParams
@@ -46,7 +49,7 @@ def write_cohort(out: Path, n_patients: int, n_patches: int, dim: int, distinct:
     for j in range(distinct):
         with h5py.File(out / f"distinct{j}.h5", "w") as f:
             f.create_dataset("features", data=rng.normal(size=(n_patches, dim))
-                             .astype(np.float32))
+                             .astype(np.float32), chunks=feature_chunks(n_patches, dim))
             f.attrs.update(extractor="synthetic", weights_sha256="none", random_weights=True,
                            status="ok")
     paths = []
@@ -58,13 +61,14 @@ def write_cohort(out: Path, n_patients: int, n_patches: int, dim: int, distinct:
     return paths
 
 
-def fit_one(job: tuple[str, Path, list[str], int, str]) -> tuple[float, float, str]:
+def fit_one(job: tuple[str, Path, list[str], int, str, float]) -> tuple[float, float, str]:
     """Train fold 0 of one model in a fresh process: (seconds, peak RSS in MB, peak CUDA
     memory allocated in MB or "-" when it ran on the CPU)."""
     import torch
 
-    model, out, feats, epochs, device = job
-    params = TrainParams(epochs=epochs, min_epochs=epochs, patience=epochs, device=device)
+    model, out, feats, epochs, device, cache_mb = job
+    params = TrainParams(epochs=epochs, min_epochs=epochs, patience=epochs, device=device,
+                         cache_mb=cache_mb)
     t0 = time.perf_counter()
     teacher = out / TEACHER[model] if model in TEACHER else None
     train_fold(model, 0, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv", feats,
@@ -87,6 +91,8 @@ def main() -> None:
                                                     "mope", "bidistill"])
     ap.add_argument("--root", type=Path, default=None)
     ap.add_argument("--device", default="cpu", help="train.device: cpu | auto | cuda")
+    ap.add_argument("--cache-mb", type=float, default=TrainParams.cache_mb,
+                    help="train.cache_mb: patch features kept in memory")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         out = Path(tmp)
@@ -101,7 +107,7 @@ def main() -> None:
         for model in args.models:
             with ctx.Pool(1) as pool:
                 dt, rss, gpu = pool.apply(fit_one, ((model, out, feats, args.epochs,
-                                                     args.device),))
+                                                     args.device, args.cache_mb),))
             print(f"| {model} | {args.epochs} | {dt:.0f} | {dt / args.epochs:.1f} | "
                   f"{rss:.0f} | {gpu} |", flush=True)
 

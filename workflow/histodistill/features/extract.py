@@ -38,6 +38,7 @@ from histodistill.device import resolve_device
 from histodistill.errors import HistodistillError, InputError, SlideError
 from histodistill.features.factory import LoadedExtractor, build_extractor
 from histodistill.features.reuse import ReuseStore, file_identity
+from histodistill.features.rows import feature_chunks
 from histodistill.features.tiles import SlideTiles, TileBatches
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
@@ -102,8 +103,7 @@ class FeatureWriter:
         tmp = self._stack.enter_context(atomic_path(out_h5))
         self._file = self._stack.enter_context(h5py.File(tmp, "w"))
         self._feats = self._file.create_dataset(
-            "features", shape=(self.n, dim), dtype="float32",
-            chunks=(max(1, min(self.n, 1024)), dim))
+            "features", shape=(self.n, dim), dtype="float32", chunks=feature_chunks(self.n, dim))
         self.written = 0
         self._digest = hashlib.sha256()  # of what is written: the index never re-reads it
 

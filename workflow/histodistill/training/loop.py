@@ -14,7 +14,7 @@ import torch
 
 from histodistill.models.base import Inputs, RiskModel
 from histodistill.params import from_config
-from histodistill.training.data import FeatureBank, PatientRecord, Standardiser, sample_bag
+from histodistill.training.data import FeatureBank, PatientRecord, Standardiser
 from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,8 @@ class Batcher:
     def __call__(self, rec: PatientRecord, train: bool) -> RawBag:
         bag = None
         if self.bank is not None:
-            bag = self.bank.bag(rec.slides)
-            if train:
-                bag = bag[sample_bag(len(bag), self.max_patches, self.rng)]
+            bag = self.bank.sample(rec.slides, self.max_patches, self.rng) if train \
+                else self.bank.bag(rec.slides)
         return RawBag(bag, rec.pathways)
 
 
@@ -94,7 +93,8 @@ class InputTransform:
         feats = None
         if raw.features is not None:
             x = self.features(raw.features) if self.features else raw.features
-            feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            feats = torch.from_numpy(x if x.flags.writeable else x.copy()).to(
                 self.device, non_blocking=True)
         pw = None
         use = self.rna_in_training if train else self.rna_at_inference
