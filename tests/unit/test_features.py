@@ -223,3 +223,21 @@ def test_a_rerun_shard_restores_unchanged_slides_and_recomputes_changed_ones(
     # other code or other settings (here the seed): everything is recomputed
     assert _rerun(jobs, caplog, code_version="edited") == set()
     assert _rerun(jobs, caplog, code_version="edited", seed=1) == set()
+
+
+def test_reader_processes_auto_are_the_jobs_threads_but_one_on_a_gpu_and_none_on_a_cpu():
+    from histodistill.features.extract import reader_count
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)  # what the rule's rule_context sets from Snakemake's threads
+        assert reader_count("auto", torch.device("cuda")) == 3
+        assert reader_count("auto", torch.device("cpu")) == 0
+        torch.set_num_threads(1)
+        assert reader_count("auto", torch.device("cuda")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert reader_count(5, torch.device("cpu")) == 5
+    for bad in (-1, "many", True, 2.5):
+        with pytest.raises(HistodistillError, match="num_workers must be a count"):
+            reader_count(bad, torch.device("cpu"))

@@ -13,6 +13,11 @@ def test_unknown_key_is_rejected_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "Additional properties are not allowed ('epoch' was unexpected)" in out
     assert not (tmp_path / "results").exists()
+    config = tiny_config(a=tiny_demo(4))
+    config["features"]["num_workers"] = "many"  # a count or 'auto'
+    proc = snakemake(tmp_path, config, "--dry-run", check=False)
+    assert proc.returncode != 0 and "'many' is not valid under any of the given schemas" in \
+        proc.stdout + proc.stderr
 
 
 def test_missing_sheet_names_the_file(tmp_path):

@@ -69,6 +69,10 @@ def test_snakemake_report_collects_attention_and_captions(run):
 def test_rerun_after_completion_does_nothing(run):
     workdir, config = run
     assert planned_jobs(workdir, config) == set()
+    # the number of tile-reading processes changes no feature: only the reports, which
+    # print the config, re-run
+    readers = {**config, "features": {**config["features"], "num_workers": 3}}
+    assert {rule for rule, _ in planned_jobs(workdir, readers)} == {"report", "all"}
 
 
 def test_deleting_one_slides_features_reruns_only_its_shard_and_dependents(run):

@@ -110,9 +110,13 @@ SHARDS = {(c, k): slides for c in COHORTS
           for k, slides in enumerate(plan_shards(list(COHORTS[c]["slides"]),
                                                  config["features"]["slides_per_job"]))}
 SHARD_RULES = shard_rule_names(SHARDS)
-# The shards' params: the feature settings, less the shard size (a new shard size must not
-# re-run slides whose features do not depend on it).
-FEATURE_PARAMS = {k: v for k, v in config["features"].items() if k != "slides_per_job"}
+# The shards' params: the feature settings, less the shard size and the number of reader
+# processes (a new value of either must not re-run slides whose features do not depend on it).
+FEATURE_PARAMS = {
+    k: v
+    for k, v in config["features"].items()
+    if k not in ("slides_per_job", "num_workers")
+}
 
 
 def _alternatives(names):

@@ -5,14 +5,15 @@ from histodistill.features.extract import SlideJob, extract_slides
 from histodistill.runtime import rule_context
 
 cfg = snakemake.params.features
-# on_slide_error is read from the config, not passed as a param: switching stop -> exclude
-# must not re-run the slides that succeeded (their outputs do not depend on it).
+# on_slide_error and num_workers are read from the config, not passed as params: changing
+# them must not re-run the slides that succeeded (their outputs do not depend on them).
 with rule_context(snakemake.log[0], snakemake.threads):
     jobs = [SlideJob(*paths) for paths in zip(snakemake.params.slides, snakemake.input.slides,
                                               snakemake.input.patches, snakemake.output,
                                               strict=True)]
     extract_slides(jobs, cfg["extractor"], cfg["weights"], seed=cfg["seed"],
-                   batch_size=cfg["batch_size"], workers=cfg["num_workers"],
-                   device=cfg["device"], precision=cfg["precision"],
-                   compile_model=cfg["compile"], code_version=snakemake.params.code,
+                   batch_size=cfg["batch_size"],
+                   workers=snakemake.config["features"]["num_workers"], device=cfg["device"],
+                   precision=cfg["precision"], compile_model=cfg["compile"],
+                   code_version=snakemake.params.code,
                    on_error=snakemake.config["wsi"]["on_slide_error"])

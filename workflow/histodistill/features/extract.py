@@ -159,8 +159,8 @@ def _read_patches(job: SlideJob, ext: LoadedExtractor) -> SlideTiles:
 
 
 def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
-                   seed: int = 0, batch_size: int = 64, workers: int = 0, device: str = "auto",
-                   precision: str = "auto", compile_model: bool = False,
+                   seed: int = 0, batch_size: int = 64, workers: int | str = 0,
+                   device: str = "auto", precision: str = "auto", compile_model: bool = False,
                    code_version: str = "", on_error: str = "stop") -> dict[str, int]:
     """Extract features for many slides with one model load; returns tiles per slide (0 for
     a slide that failed, here or in an earlier step, under ``on_error="exclude"``).
@@ -191,8 +191,21 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
             todo, upstream, store, partial(build_extractor, extractor, weights, seed),
             partial(Runner, device=torch_device, precision=precision,
                     compile_model=compile_model, batch_size=batch_size),
-            workers, code_version, mode))
+            reader_count(workers, torch_device), code_version, mode))
     return {job.slide_id: counts[job.slide_id] for job in jobs}
+
+
+def reader_count(workers: int | str, device: torch.device) -> int:
+    """``features.num_workers``: a count, or ``auto``: on a GPU every thread of the job (torch's
+    thread count, which the rule sets to Snakemake's ``threads``) but the one that drives the
+    GPU reads tiles; on a CPU none, as the model needs the threads and is the bottleneck there
+    (end to end equals model-only, benchmarks/RESULTS.md)."""
+    if workers == "auto":
+        return max(torch.get_num_threads() - 1, 0) if device.type == "cuda" else 0
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise HistodistillError(f"features.num_workers must be a count >= 0 or 'auto', got "
+                                f"{workers!r}")
+    return workers
 
 
 def _compute(todo: list[SlideJob], upstream: list[tuple[SlideJob, SlideError]],
