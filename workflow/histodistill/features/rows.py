@@ -82,10 +82,11 @@ def read_rows(path: str | Path, layout: RowLayout, idx: np.ndarray) -> np.ndarra
     out = np.empty((len(idx), layout.shape[1]), layout.dtype)
     if len(idx) == 0:
         return out
-    if idx[0] < 0 or idx[-1] >= layout.shape[0] or (len(idx) > 1 and np.any(np.diff(idx) <= 0)):
+    step = np.diff(idx)
+    if idx[0] < 0 or idx[-1] >= layout.shape[0] or np.any(step <= 0):
         raise ValueError(f"row indices must be increasing and within 0..{layout.shape[0] - 1}")
     block = idx // layout.block_rows
-    breaks = np.flatnonzero((np.diff(idx) != 1) | (np.diff(block) != 0)) + 1
+    breaks = np.flatnonzero((step != 1) | (np.diff(block) != 0)) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(idx)]])
     fd = os.open(path, os.O_RDONLY)

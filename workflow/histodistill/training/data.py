@@ -49,6 +49,7 @@ def usable_slides(slides_of: dict[str, list[str]], feature_h5s: list[str]) -> di
 class _SlideFile:
     path: Path
     n_patches: int
+    nbytes: int  # of the whole matrix in memory
     layout: RowLayout | None  # None: rows cannot be read alone, read the whole matrix
 
 
@@ -84,6 +85,7 @@ class FeatureBank:
             attrs = {k: f.attrs[k] for k in ("extractor", "weights_sha256", "random_weights")
                      if k in f.attrs}
             n, dim = ds.shape
+            nbytes = n * dim * ds.dtype.itemsize
             layout = row_layout(ds)
         if self.dim is None:
             self.dim, self.extractor_attrs = dim, attrs
@@ -91,7 +93,7 @@ class FeatureBank:
                 self.extractor_attrs.get("weights_sha256"):
             raise InputError(f"{self.paths[slide]} was made by a different extractor than the "
                              "other slides' features; re-run extract_features")
-        self._files[slide] = _SlideFile(self.paths[slide], n, layout)
+        self._files[slide] = _SlideFile(self.paths[slide], n, nbytes, layout)
         return self._files[slide]
 
     def _slide(self, slide: str) -> np.ndarray:
@@ -104,11 +106,14 @@ class FeatureBank:
         else:
             with h5py.File(file.path, "r") as f:
                 feats = f["features"][:]
-        if self.cached_bytes + feats.nbytes <= self.cache_bytes:
+        if self._fits(feats.nbytes):
             feats.flags.writeable = False
             self._bags[slide] = feats
             self.cached_bytes += feats.nbytes
         return feats
+
+    def _fits(self, nbytes: int) -> bool:
+        return self.cached_bytes + nbytes <= self.cache_bytes
 
     def n_patches(self, slides: list[str]) -> int:
         return sum(self._file(s).n_patches for s in slides)
@@ -122,17 +127,16 @@ class FeatureBank:
                ) -> np.ndarray:
         """``bag(slides)[sample_bag(n, max_patches, rng)]``, reading from disk only the
         chosen rows of a slide that is neither cached nor fits in the cache."""
-        idx = sample_bag(self.n_patches(slides), max_patches, rng)
-        if max_patches is None or len(idx) == self.n_patches(slides):
+        n = self.n_patches(slides)
+        idx = sample_bag(n, max_patches, rng)
+        if len(idx) == n:  # no cap, or a bag within it
             return self.bag(slides)
         parts, start = [], 0
         for s in slides:
             file = self._file(s)
             local = idx[(idx >= start) & (idx < start + file.n_patches)] - start
             start += file.n_patches
-            if s in self._bags or file.layout is None or \
-                    self.cached_bytes + file.n_patches * file.layout.row_bytes <= \
-                    self.cache_bytes:
+            if s in self._bags or file.layout is None or self._fits(file.nbytes):
                 parts.append(self._slide(s)[local])
             else:
                 parts.append(read_rows(file.path, file.layout, local))
