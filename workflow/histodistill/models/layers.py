@@ -84,3 +84,40 @@ def cosine_mse(pred: torch.Tensor, target: torch.Tensor, gamma: float = 1.0) -> 
     mse = ((pred - target) ** 2).mean(dim=-1)
     cos = torch.nn.functional.cosine_similarity(pred, target, dim=-1)
     return (mse + (1.0 - cos).clamp_min(0.0) ** gamma).mean()
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention that also returns its attention *logits*: (Q, d) queries x
+    (N, d) context -> (Q, d) read-out and (heads, Q, N) scaled dot products (pre-softmax)."""
+
+    def __init__(self, d: int, n_heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.heads = next(h for h in (n_heads, 4, 2, 1) if d % h == 0)
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+        self.out = nn.Linear(d, d)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, queries: torch.Tensor, context: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        def split(x: torch.Tensor) -> torch.Tensor:  # (n, d) -> (heads, n, d / heads)
+            return x.reshape(x.shape[0], self.heads, -1).transpose(0, 1)
+
+        q, k, v = split(self.q(queries)), split(self.k(context)), split(self.v(context))
+        logits = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])
+        read = self.dropout(torch.softmax(logits, dim=-1)) @ v  # (heads, Q, d / heads)
+        return self.out(read.transpose(0, 1).reshape(queries.shape[0], -1)), logits
+
+
+class FeedForward(nn.Module):
+    """Transformer feed-forward with a GEGLU gate (Shazeer 2020): d -> mult*d -> d."""
+
+    def __init__(self, d: int, mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.up = nn.Linear(d, 2 * mult * d)
+        self.down = nn.Sequential(nn.Dropout(dropout), nn.Linear(mult * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, gate = self.up(x).chunk(2, dim=-1)
+        return self.down(a * torch.nn.functional.gelu(gate))
