@@ -87,23 +87,27 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_pipeline, tmp_path_factory):
-    """wsi_abmil, ghanet, mope_teacher and mope trained briefly on both folds of the tiny
-    cohort: model -> its two predictions.tsv (meta.json and model.pt beside each)."""
+    """wsi_abmil, ghanet, its permuted twin, mope_teacher, mope and wsi_meanpool (three
+    penalties tried inside each fold) trained briefly on both folds of the tiny cohort:
+    model -> its two predictions.tsv (meta.json and model.pt beside each)."""
     from histodistill.training.fold import train_fold
     from histodistill.training.loop import TrainParams
+    from histodistill.training.tuning import TuneParams
 
     p = tiny_pipeline
     params = TrainParams(epochs=2, min_epochs=1, n_bins=2, hidden=8, max_patches=16,
                          n_groups=3)
+    tune = TuneParams(budget=3, space={"wsi_meanpool": {"penalty": [0.1, 1.0, 100.0]}})
     root = tmp_path_factory.mktemp("tiny_models")
     files: dict[str, list[str]] = {}
-    for model in ("wsi_abmil", "ghanet", "mope_teacher", "mope"):
+    for model in ("wsi_abmil", "ghanet", "ghanet_permuted", "mope_teacher", "mope",
+                  "wsi_meanpool"):
         files[model] = []
         for fold in (0, 1):
             out = root / model / f"fold{fold}"
             teacher = root / "mope_teacher" / f"fold{fold}" if model == "mope" else None
             train_fold(model, fold, p["folds"], p["clinical"], p["samples"], p["features"],
-                       p["pathways"], out, params, teacher_dir=teacher)
+                       p["pathways"], out, params, teacher_dir=teacher, tune=tune)
             files[model].append(str(out / "predictions.tsv"))
     return files
 

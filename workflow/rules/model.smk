@@ -32,6 +32,7 @@ rule train:
         history="results/{cohort}/models/{model}/fold{fold}/history.tsv",
     params:
         train=config["train"],
+        tune=config["tune"],
         task=config["task"],
         privileged=config["privileged"],
         code=CODE["train"],

@@ -9,6 +9,7 @@ from histodistill.training.fold import train_fold
 from histodistill.training.loop import TrainParams
 from histodistill.training.privileged import Privileged
 from histodistill.training.task import Task
+from histodistill.training.tuning import TuneParams
 
 params = TrainParams.from_config(snakemake.params.train)
 with rule_context(snakemake.log[0], snakemake.threads, seed=params.seed):
@@ -21,4 +22,5 @@ with rule_context(snakemake.log[0], snakemake.threads, seed=params.seed):
                teacher_dir=Path(teacher[0]).parent if teacher else None,
                code_version=snakemake.params.code,
                task=Task.from_config(snakemake.params.task),
-               privileged=Privileged.from_config(snakemake.params.privileged))
+               privileged=Privileged.from_config(snakemake.params.privileged),
+               tune=TuneParams.from_config(snakemake.params.tune))

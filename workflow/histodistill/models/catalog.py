@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from histodistill.errors import InputError
 
@@ -14,11 +15,16 @@ class ModelInfo:
     teacher: str | None = None  # model distilled from (same fold)
     privileged: bool = False  # receives the privileged vector while training (not inference)
     pathway_tokens: bool = False  # one token/expert per pathway: needs pathway scores, not genes
+    direct: bool = False  # fitted in closed form (no gradient epochs): wsi_meanpool
+    # controls: the model this one is a control of, and how (see CONTROLS below)
+    base: str | None = None
+    control: Literal["permuted", "self"] | None = None
 
     @property
     def uses_rna(self) -> bool:
         """Reads the privileged vector at all (inference, training or through a teacher)."""
-        return self.needs_rna or self.privileged or self.teacher is not None
+        return self.needs_rna or self.privileged or (
+            self.teacher is not None and CATALOG[self.teacher].uses_rna)
 
     @property
     def histology_only(self) -> bool:
@@ -35,7 +41,28 @@ CATALOG: dict[str, ModelInfo] = {
     "mope": ModelInfo(needs_wsi=True, needs_rna=False, teacher="mope_teacher",
                       pathway_tokens=True),
     "bidistill": ModelInfo(needs_wsi=True, needs_rna=False, privileged=True),
+    "wsi_meanpool": ModelInfo(needs_wsi=True, needs_rna=False, direct=True),
 }
+
+# Controls that isolate the privileged information, selectable like models:
+# ``{model}_permuted`` trains exactly as ``model`` but with the privileged vector shuffled
+# across the fold's patients (within each role; the same permutation for a student and its
+# teacher's twin), so it keeps the vector's distribution and loses its link to the patient;
+# ``student_kd_self`` is student_kd distilled from ``wsi_abmil`` instead of an RNA teacher.
+PERMUTABLE = ("teacher_fusion", "student_kd", "ghanet", "mope_teacher", "mope", "bidistill")
+CONTROLS: dict[str, ModelInfo] = {
+    **{f"{m}_permuted": replace(CATALOG[m], base=m, control="permuted",
+                                teacher=f"{CATALOG[m].teacher}_permuted"
+                                if CATALOG[m].teacher else None) for m in PERMUTABLE},
+    "student_kd_self": replace(CATALOG["student_kd"], base="student_kd", control="self",
+                               teacher="wsi_abmil"),
+}
+CATALOG.update(CONTROLS)
+
+
+def controls_of(model: str) -> list[str]:
+    """The controls of ``model``: its permuted twin and, for student_kd, self-distillation."""
+    return [c for c, info in CONTROLS.items() if info.base == model]
 
 
 def check_privileged(models: list[str], gene_level: bool) -> None:

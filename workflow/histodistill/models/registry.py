@@ -9,7 +9,9 @@ from histodistill.errors import HistodistillError
 from histodistill.models.base import ModelDims, RiskModel
 from histodistill.models.baselines import RnaSNN, StudentKD, TeacherFusion, WsiABMIL
 from histodistill.models.bidistill import BiDistill
+from histodistill.models.catalog import CONTROLS
 from histodistill.models.ghanet import GHANet
+from histodistill.models.meanpool import WsiMeanPool
 from histodistill.models.mope import MoPE, MoPETeacher
 
 MODELS: dict[str, type[RiskModel]] = {
@@ -21,7 +23,13 @@ MODELS: dict[str, type[RiskModel]] = {
     "mope_teacher": MoPETeacher,
     "mope": MoPE,
     "bidistill": BiDistill,
+    "wsi_meanpool": WsiMeanPool,
 }
+# a control is its base model's class with the control's catalog entry (the training step
+# reads what differs - the permuted privileged vector, the teacher - from ``info``)
+MODELS.update({name: type("".join(w.title() for w in name.split("_")), (MODELS[info.base],),
+                          {"info": info, "__doc__": f"Control of {info.base} ({info.control})."})
+               for name, info in CONTROLS.items() if info.base is not None})
 
 
 def model_class(name: str) -> type[RiskModel]:

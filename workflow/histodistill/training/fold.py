@@ -30,14 +30,12 @@ from histodistill.errors import InputError
 from histodistill.io import atomic_path, write_json, write_tsv
 from histodistill.models.base import ModelDims, RiskModel
 from histodistill.models.catalog import check_privileged
-from histodistill.models.ghanet import privileged_groups
-from histodistill.models.mope import reconstructibility
 from histodistill.models.registry import build_model, model_class
 from histodistill.models.survival import bin_cuts, discretise
-from histodistill.rna.gene_columns import column_groups
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import patient_slides, read_clinical, read_samples
 from histodistill.splits import read_folds
+from histodistill.training.candidate import Fitting, bag_agreement, permute_privileged
 from histodistill.training.data import (
     FeatureBank,
     PatientRecord,
@@ -46,9 +44,10 @@ from histodistill.training.data import (
     fit_feature_scaler,
     usable_slides,
 )
-from histodistill.training.loop import Batcher, InputTransform, TrainParams, fit, predict
+from histodistill.training.loop import InputTransform, TrainParams, predict
 from histodistill.training.privileged import Privileged
 from histodistill.training.task import Task
+from histodistill.training.tuning import TuneParams, candidates
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +103,6 @@ def _records_by_role(roles: dict[str, list[str]], clinical: pd.DataFrame,
     return records, skipped
 
 
-def _structure(model_name: str, params: TrainParams, records: list[PatientRecord],
-               pathway_scaler: Standardiser | None, bank: FeatureBank | None,
-               feature_scaler: Standardiser | None, seed: int, gene_columns: list[str] | None
-               ) -> dict[str, Any]:
-    """Constructor options fitted on the training part (G-HANet's groups, MoPE's weights).
-    ``gene_columns``: the ``set|gene`` columns of a gene-level vector, whose groups are the
-    sets (G-HANet as published); otherwise G-HANet clusters the columns."""
-    with_priv = [r for r in records if r.pathways is not None]
-    if pathway_scaler is None or not with_priv:
-        return {}
-    if model_name == "ghanet" and gene_columns is not None:
-        return {"groups": column_groups(gene_columns)}
-    x = pathway_scaler(np.stack([r.pathways for r in with_priv]))  # type: ignore[misc]
-    if model_name == "ghanet":
-        return {"groups": privileged_groups(x, params.n_groups)}
-    if model_name == "mope" and bank is not None and feature_scaler is not None:
-        means = np.stack([feature_scaler(bank.bag(r.slides).mean(axis=0)) for r in with_priv])
-        return {"reconstructibility": reconstructibility(means, x, seed).tolist()}
-    return {}
-
-
 def _load_teacher(teacher_dir: str | Path | None, name: str, teacher: str, fold: int,
                   cuts: np.ndarray, columns: list[str]) -> tuple[RiskModel, InputTransform]:
     if teacher_dir is None:
@@ -144,18 +122,18 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
                pathways_parquet: str | Path | None, out_dir: str | Path, params: TrainParams,
                teacher_dir: str | Path | None = None,
                code_version: str = "", task: Task | None = None,
-               privileged: Privileged | None = None) -> None:
+               privileged: Privileged | None = None, tune: TuneParams | None = None) -> None:
+    """``tune``: the search inside the fold (training/tuning.py); by default the configured
+    ``params`` alone."""
     out = Path(out_dir)
     task = task or Task()
     privileged = privileged or Privileged()
     info = model_class(model_name).info
     check_privileged([model_name], privileged.gene_level)
-    torch.manual_seed(params.seed * 1009 + fold)
     device = resolve_device(params.device, "train.device")
     if device.type == "cuda":  # CPU kernels used here are deterministic already (tested)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-    rng = np.random.default_rng([params.seed, fold])
 
     roles = read_folds(folds_tsv, fold)
     clinical = read_clinical(clinical_tsv)
@@ -182,6 +160,8 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
     if not records["train"] or not records["val"]:
         raise InputError(f"fold {fold}: no training or validation patients left for "
                          f"{model_name}")
+    if info.control == "permuted":
+        records = permute_privileged(records, np.random.default_rng([params.seed, fold, 2]))
     without_priv = {role: sum(r.pathways is None for r in recs)
                     for role, recs in records.items()}
     if info.uses_rna and not info.needs_rna and any(without_priv.values()):
@@ -201,29 +181,39 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
                                             np.random.default_rng([params.seed, fold, 1]))
     transform = InputTransform(feature_scaler, pathway_scaler, info.needs_rna or info.privileged,
                                info.needs_rna, device)
-    batcher = Batcher(bank, params.max_patches, rng)
-
-    feature_dim = len(feature_scaler.mean) if feature_scaler is not None else 0
-    dims = ModelDims(feature_dim, len(priv.columns), task.n_out(cuts), params.hidden,
-                     params.dropout)
-    structure = _structure(model_name, params, records["train"], pathway_scaler, bank,
-                           feature_scaler, params.seed + fold,
-                           list(priv.columns) if privileged.gene_level else None)
-    model = build_model(model_name, dims, **asdict(params), **structure).to(device)
-
     teacher = None
     if info.teacher is not None:
         t_model, t_transform = _load_teacher(teacher_dir, model_name, info.teacher, fold, cuts,
                                              list(priv.columns))
         teacher = (t_model.to(device), replace(t_transform, device=device))
 
-    history, best_epoch = fit(model, records["train"], records["val"], batcher, transform,
-                              params, rng, task, teacher)
+    fitted = Fitting(model_name, fold, records, bank, feature_scaler, pathway_scaler,
+                      transform, teacher, task, cuts, len(priv.columns), device,
+                      list(priv.columns) if privileged.gene_level else None)
+    tune = tune or TuneParams()
+    tried = candidates(tune, info.base or model_name, fold, not info.direct, asdict(params))
+    trials, best, chosen = [], None, 0
+    for i, cand in enumerate(tried):
+        result = fitted.train(replace(params, **cand))
+        trials.append({"params": cand,
+                       "val_score": result.score if np.isfinite(result.score) else None,
+                       "val_task_loss": result.val_loss, "best_epoch": result.best_epoch})
+        log.info("%s fold %d candidate %d/%d %s: val %s %.4f", model_name, fold, i + 1,
+                 len(tried), cand or "(configured values)", fitted.criterion, result.score)
+        if best is None or result.score > best.score + 1e-12:
+            best, chosen = result, i
+    assert best is not None
+    if not np.isfinite(best.score):
+        log.warning("%s fold %d: the inner validation %s is undefined (no event or one class); "
+                    "keeping the configured values", model_name, fold, fitted.criterion)
+    params, model, batcher, dims = best.params, best.model, best.batcher, best.dims
+    history, best_epoch = best.history, best.best_epoch
     preds = pd.concat([predict(model, records[role], batcher, transform, task,
                                list(priv.columns)).assign(role=role)
                        for role in ("train", "val", "test")], ignore_index=True)
     preds.insert(0, "fold", fold)
     preds.insert(1, "model", model_name)
+    agreement = bag_agreement(model, records["val"], bank, params, transform, task, fold)
 
     with atomic_path(out / "model.pt") as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
@@ -233,7 +223,10 @@ def train_fold(model_name: str, fold: int, folds_tsv: str | Path, clinical_tsv: 
         "model": model_name, "fold": fold, "task": asdict(task),
         "privileged": asdict(privileged), "dims": asdict(dims),
         "train_params": asdict(params), "structure": model.structure(),
-        "bin_cuts": cuts.tolist(), "best_epoch": best_epoch,
+        "bin_cuts": cuts.tolist(), "best_epoch": best_epoch, "control": info.control,
+        "tuning": {"budget": tune.budget, "family": info.base or model_name,
+                   "criterion": fitted.criterion, "trials": trials, "chosen": chosen},
+        "bag_agreement": agreement,
         "n_patients": {k: len(v) for k, v in records.items()},
         "skipped_without_rna": skipped["without_rna"],
         "skipped_without_slides": skipped["without_slides"],

@@ -38,13 +38,15 @@ class TrainParams:
     kd_temperature: float = 2.0
     n_groups: int = 6  # ghanet: groups of the privileged vector
     recon_weight: float = 0.3  # ghanet: weight of the reconstruction loss
-    recon_gamma: float = 1.0  # ghanet: exponent of the cosine error
-    top_k: int = 16  # ghanet: patches per group in the genome-informed attention
+    recon_gamma: float = 3.0  # ghanet: exponent of the cosine error (official code: 3)
+    top_ratio: float = 0.2  # ghanet: share of the bag in each genome-informed attention
     usage_weight: float = 1.0  # mope: weight of KL(teacher usage || student usage)
     expert_weight: float = 1.0  # mope: weight of the expert-state alignment
     usage_target: str = "teacher"  # mope: teacher | reconstructible (see models/mope.py)
     missing_rate: float = 0.5  # bidistill: probability of dropping the privileged vector
     feature_weight: float = 1.0  # bidistill: weight of the feature distillation terms
+    penalty: float = 10.0  # wsi_meanpool: ridge weight (scikit-survival's alpha; C = 1/penalty)
+    pooling: str = "mean"  # wsi_meanpool: mean | mean_max
     device: str = "cpu"  # cpu | auto | cuda
     seed: int = 0
 
@@ -125,7 +127,8 @@ def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], 
     """Train in place; the model ends with the weights of the best validation epoch.
 
     ``teacher``: a frozen model and its transform; it sees the same sampled bag as the
-    student, and only patients with the privileged vector get a teacher signal. Each model's
+    student; a teacher that reads the privileged vector gives a signal only for patients who
+    have it (a histology teacher, for self-distillation, for every patient). Each model's
     extra losses (already weighted) are added to the task loss and logged by name."""
     opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     best_loss, best_epoch, best_state = float("inf"), -1, copy.deepcopy(model.state_dict())
@@ -142,7 +145,8 @@ def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], 
             loss = _task_loss(task, out.logits, rec, params.alpha)
             sums["task"] += loss.item()
             teacher_out = None
-            if teacher is not None and raw.pathways is not None:
+            if teacher is not None and (raw.pathways is not None
+                                        or not teacher[1].rna_at_inference):
                 with torch.no_grad():
                     teacher_out = teacher[0](teacher[1](raw))
             extras = model.extra_losses(out, teacher_out,
@@ -171,16 +175,37 @@ def fit(model: RiskModel, train: list[PatientRecord], val: list[PatientRecord], 
     return pd.DataFrame(history).fillna(0.0), best_epoch
 
 
+def fit_direct(model: Any, train: list[PatientRecord], val: list[PatientRecord],
+               batcher: Batcher, transform: InputTransform, task: Task, cuts: np.ndarray,
+               alpha: float) -> tuple[pd.DataFrame, int]:
+    """Closed-form fit of a model with ``pooled`` and ``fit_pooled`` (wsi_meanpool) on the
+    training patients' full bags - the bags it predicts from. One history row (epoch 0)."""
+    model.eval()
+    with torch.no_grad():
+        x = np.stack([model.pooled(transform(batcher(r, train=False)).features).cpu().numpy()
+                      for r in train]).astype(np.float64)
+    time = np.array([r.time for r in train], dtype=np.float64)
+    event = np.array([r.event for r in train])
+    label = None if task.type == "survival" else np.array([r.label for r in train])
+    ends = np.append(cuts, time.max())
+    model.fit_pooled(x, time, event, label, ends)
+    row = {"epoch": 0, "val_task_loss": mean_task_loss(model, val, batcher, transform, task,
+                                                       alpha),
+           "train_task_loss": mean_task_loss(model, train, batcher, transform, task, alpha)}
+    return pd.DataFrame([row]), 0
+
+
 def predict(model: RiskModel, records: list[PatientRecord], batcher: Batcher,
-            transform: InputTransform, task: Task, pathway_names: list[str] | None = None
-            ) -> pd.DataFrame:
-    """Risk (and survival curve or logit) per patient from every patch of the bag; models
-    with a pathway usage (MoPE) add one ``usage:{pathway}`` column per pathway."""
+            transform: InputTransform, task: Task, pathway_names: list[str] | None = None,
+            capped: bool = False) -> pd.DataFrame:
+    """Risk (and survival curve or logit) per patient from every patch of the bag (or, with
+    ``capped``, from a training-sized random draw of it); models with a pathway usage (MoPE)
+    add one ``usage:{pathway}`` column per pathway."""
     model.eval()
     rows = []
     with torch.no_grad():
         for rec in records:
-            inputs = transform(batcher(rec, train=False))
+            inputs = transform(batcher(rec, train=capped))
             out = model(inputs)
             row: dict[str, Any] = {"patient": rec.patient, "time": rec.time, "event": rec.event}
             if rec.label is not None:
