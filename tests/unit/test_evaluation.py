@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED
+from histodistill.evaluation.compare import compare, comparison_pairs, holm
 from histodistill.evaluation.curves import survival_on_grid
 from histodistill.evaluation.evaluate import (
     COLUMNS,
     EvalParams,
-    compare_to_reference,
     evaluate_cohort,
     survival_metrics,
 )
@@ -113,8 +113,9 @@ def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
                               EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)))
     written = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
     assert list(written.columns) == COLUMNS
-    assert set(written["metric"]) == {"cindex", "cindex_uno", "td_auc_10", "td_auc_1e+06",
-                                      "ibs", "cindex_fold_mean", "cindex_fold_sd", "logrank_p"}
+    assert set(written["metric"]) == {"cindex", "cindex_uno", "cindex_uno_tau", "td_auc_10",
+                                      "td_auc_1e+06", "ibs", "cindex_fold_mean",
+                                      "cindex_fold_sd", "logrank_p"}
     assert (written["n_patients"] == 30).all()
     by = metrics.set_index("metric")
     assert by.loc["cindex", "value"] == pytest.approx(
@@ -123,6 +124,8 @@ def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
     for m in ("cindex", "cindex_uno", "td_auc_10", "ibs"):
         assert by.loc[m, "ci_low"] <= by.loc[m, "value"] <= by.loc[m, "ci_high"], m
     assert np.isnan(by.loc["td_auc_1e+06", "value"])  # beyond the follow-up: NaN, not a crash
+    test_time = pd.concat([pd.read_csv(f, sep="\t") for f in files]).query("role == 'test'")
+    assert by.loc["cindex_uno_tau", "value"] == pytest.approx(np.quantile(test_time["time"], 0.8))
     assert 0 < by.loc["ibs", "value"] < 0.5
     assert (tmp_path / "km.png").stat().st_size > 1000
     twice = evaluate_cohort({"m": files, "m2": files}, tmp_path / "m2.tsv", tmp_path / "c2.png",
@@ -224,13 +227,68 @@ def test_paired_bootstrap_finds_a_real_difference_and_not_a_fake_one():
     assert lo == hi == 0 and p == 1.0
 
 
+def test_paired_bootstrap_p_is_floored_at_one_over_the_resamples():
+    time, event, risk = _censored_data(8, n=300)
+    flipped = -risk  # every resample prefers ``risk``: the raw share on the other side is 0
+
+    def good(i):
+        return harrell_cindex(time[i], event[i], risk[i])
+
+    def bad(i):
+        return harrell_cindex(time[i], event[i], flipped[i])
+
+    assert paired_bootstrap(good, bad, 300, 250, seed=1)[2] == pytest.approx(1 / 250)
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    got = holm(np.array([0.01, 0.04, np.nan, 0.03, 0.5]))
+    # sorted 0.01, 0.03, 0.04, 0.5 (m = 4): 0.04, 0.09, max(0.09, 0.08), max(., 0.5)
+    np.testing.assert_allclose(got, [0.04, 0.09, np.nan, 0.09, 0.5])
+    assert holm(np.array([0.6, 0.6]))[0] == 1.0  # capped at 1
+
+
+def test_students_are_compared_with_the_baselines_and_their_controls():
+    models = ["rna_snn", "wsi_meanpool", "wsi_abmil", "teacher_fusion", "student_kd",
+              "teacher_fusion_permuted", "student_kd_permuted", "student_kd_self", "ghanet"]
+    pairs = comparison_pairs(models, "wsi_abmil")
+    assert [p for p in pairs if p[1] == "wsi_abmil"] == [(m, "wsi_abmil") for m in models
+                                                         if m != "wsi_abmil"]
+    extra = [p for p in pairs if p[1] != "wsi_abmil"]
+    assert extra == [("student_kd", "wsi_meanpool"), ("student_kd", "student_kd_permuted"),
+                     ("student_kd", "student_kd_self"), ("ghanet", "wsi_meanpool")]
+    # controls, teachers and RNA models are not students; no reference, no reference pairs
+    assert comparison_pairs(["wsi_meanpool", "bidistill"], "wsi_abmil") == \
+        [("bidistill", "wsi_meanpool")]
+
+
+def test_comparisons_carry_holm_adjusted_p_over_all_of_them():
+    time, event, risk = _censored_data(9, n=80)
+    frame = pd.DataFrame({"patient": [f"p{i}" for i in range(80)], "time": time,
+                          "event": event, "fold": 0})
+    noise = np.random.default_rng(3).normal(size=80)
+    tests = {"wsi_abmil": frame.assign(risk=noise), "wsi_meanpool": frame.assign(risk=-noise),
+             "bidistill": frame.assign(risk=risk)}
+    rows = {(r["model"], r["metric"]): r["value"]
+            for r in compare(tests, Task(), EvalParams(n_bootstrap=100))}
+    raw = {k: v for k, v in rows.items() if "_diff_p_vs_" in k[1]}
+    assert len(raw) == 3  # meanpool and bidistill vs wsi_abmil, bidistill vs wsi_meanpool
+    np.testing.assert_allclose([rows[(m, k.replace("_p_vs_", "_p_holm_vs_"))]
+                                for m, k in raw], holm(np.array(list(raw.values()))))
+
+
+def test_uno_tau_auto_is_the_80th_percentile_of_follow_up():
+    time = np.arange(1.0, 101.0)
+    assert EvalParams().with_uno_tau(time).uno_tau == pytest.approx(np.quantile(time, 0.8))
+    assert EvalParams(uno_tau=24.0).with_uno_tau(time).uno_tau == 24.0
+    assert EvalParams(uno_tau=None).with_uno_tau(time).uno_tau is None
+
+
 def test_comparison_uses_the_patients_both_models_predicted():
     time, event, risk = _censored_data(9, n=60)
     ref = pd.DataFrame({"patient": [f"p{i}" for i in range(60)], "time": time, "event": event,
                         "risk": risk, "fold": 0})
     other = ref.iloc[:50].assign(risk=-risk[:50])
-    rows = compare_to_reference({"wsi_abmil": ref, "x": other}, Task(),
-                                EvalParams(n_bootstrap=100))
+    rows = compare({"wsi_abmil": ref, "x": other}, Task(), EvalParams(n_bootstrap=100))
     diff = {r["metric"]: r for r in rows}
     expected = harrell_cindex(time[:50], event[:50], -risk[:50]) - \
         harrell_cindex(time[:50], event[:50], risk[:50])
@@ -319,9 +377,8 @@ def test_binary_comparison_is_paired_on_auc():
     good = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 120), 0, 1)
     noise = rng.uniform(size=120)
     frame = pd.DataFrame({"patient": [f"p{i}" for i in range(120)], "label": y, "fold": 0})
-    rows = compare_to_reference({"wsi_abmil": frame.assign(risk=noise),
-                                 "x": frame.assign(risk=good)}, Task("binary", "node"),
-                                EvalParams(n_bootstrap=200))
+    rows = compare({"wsi_abmil": frame.assign(risk=noise), "x": frame.assign(risk=good)},
+                   Task("binary", "node"), EvalParams(n_bootstrap=200))
     diff = {r["metric"]: r for r in rows}
     assert diff["auc_diff_vs_wsi_abmil"]["value"] == pytest.approx(
         roc_auc_score(y, good) - roc_auc_score(y, noise))

@@ -5,7 +5,9 @@ Every interval is a seeded percentile bootstrap over patients of the pooled out-
 Survival task:
 
 * ``cindex`` - Harrell's c-index of the pooled out-of-fold risks;
-* ``cindex_uno`` - Uno's IPCW c-index, truncated at ``evaluate.uno_tau`` months (none: all);
+* ``cindex_uno`` - Uno's IPCW c-index, truncated at ``evaluate.uno_tau`` months (``auto``, the
+  default: the 80th percentile of the cohort's observed follow-up times; null: no truncation);
+  the time used is written as ``cindex_uno_tau`` (value in months);
 * ``td_auc_{h}`` - cumulative/dynamic AUC at each horizon ``h`` of ``evaluate.horizons``
   (NaN, with a warning, for a horizon outside the follow-up);
 * ``ibs`` - integrated Brier score of the predicted survival functions
@@ -21,9 +23,8 @@ positives):
 * ``balanced_accuracy`` at a threshold chosen per fold on that fold's *training* predictions
   (Youden's J), applied to its test patients, pooled.
 
-Every other model is compared with ``evaluate.reference`` (``wsi_abmil``, the histology-only
-floor) by a paired bootstrap on the patients both predicted: ``{headline}_diff_vs_{ref}``
-(difference and CI) and ``{headline}_diff_p_vs_{ref}`` (two-sided bootstrap p-value).
+Paired comparisons (every model against ``evaluate.reference``; each distilled student against
+``wsi_meanpool``, ``wsi_abmil`` and its controls) are :mod:`histodistill.evaluation.compare`'s.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from histodistill.evaluation.compare import compare, headline_stat  # noqa: E402
 from histodistill.evaluation.curves import (  # noqa: E402
     fold_cuts,
     grid_for,
@@ -53,7 +55,6 @@ from histodistill.evaluation.metrics import (  # noqa: E402
     bootstrap_cis,
     harrell_cindex,
     integrated_brier,
-    paired_bootstrap,
     td_aucs,
     uno_cindex,
 )
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "task", "metric", "value", "ci_low", "ci_high", "n_patients", "n_events"]
 NAN = float("nan")
+UNO_QUANTILE = 0.8  # uno_tau: auto truncates Uno's c-index at this quantile of follow-up
 Stat = Callable[[np.ndarray], float]
 
 
@@ -73,7 +75,8 @@ class EvalParams:
     n_bootstrap: int = 1000
     seed: int = 0
     horizons: tuple[float, ...] = (12.0, 36.0, 60.0)  # months, for td_auc
-    uno_tau: float | None = None  # months; truncation of Uno's c-index (None: no truncation)
+    # months; truncation of Uno's c-index ("auto": 80th percentile of follow-up; None: none)
+    uno_tau: float | str | None = "auto"
     reference: str = "wsi_abmil"  # the model every other one is compared with
     attention_patients: int = 2  # attention maps for this many patients per risk group
 
@@ -81,6 +84,12 @@ class EvalParams:
     def from_config(cls, cfg: dict[str, Any]) -> EvalParams:
         params = from_config(cls, cfg, "evaluate")
         return replace(params, horizons=tuple(float(h) for h in params.horizons))
+
+    def with_uno_tau(self, time: np.ndarray) -> EvalParams:
+        """``uno_tau: auto`` resolved on the cohort's observed follow-up times ``time``."""
+        if self.uno_tau != "auto":
+            return self
+        return replace(self, uno_tau=float(np.quantile(np.asarray(time, float), UNO_QUANTILE)))
 
 
 def read_predictions(files: list[str | Path]) -> pd.DataFrame:
@@ -122,22 +131,6 @@ def _td_auc_rows(base: dict[str, Any], t: np.ndarray, e: np.ndarray, r: np.ndarr
     return rows
 
 
-def headline_stat(task: Task, test: pd.DataFrame) -> Stat:
-    """The task's headline metric as a function of patient indices into ``test``."""
-    if task.type == "binary":
-        from sklearn.metrics import roc_auc_score
-
-        y, p = test["label"].to_numpy().astype(int), test["risk"].to_numpy()
-
-        def auc(i: np.ndarray) -> float:
-            if len(np.unique(y[i])) < 2:
-                raise ValueError("one class only")
-            return float(roc_auc_score(y[i], p[i]))
-        return auc
-    t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
-    return lambda i: harrell_cindex(t[i], e[i], r[i])
-
-
 def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
                      cuts: dict[int, list[float]] | None = None) -> list[dict[str, Any]]:
     test = _test_rows(model, preds)
@@ -148,9 +141,11 @@ def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
     t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
     n, n_events = len(test), int(e.sum())
     base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
+    tau = params.with_uno_tau(t).uno_tau  # evaluate_cohort resolves it once for all models
     rows = [_metric(base, "cindex", headline_stat(Task(), test), n, params),
-            _metric(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], params.uno_tau),
-                    n, params)]
+            _metric(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], tau), n, params),
+            {**base, "metric": "cindex_uno_tau", "value": NAN if tau is None else tau,
+             "ci_low": NAN, "ci_high": NAN}]
     rows += _td_auc_rows(base, t, e, r, params)
     if surv is not None:
         rows.append(_metric(base, "ibs", lambda i: integrated_brier(t[i], e[i], surv[i], grid),
@@ -214,40 +209,6 @@ def binary_metrics(model: str, preds: pd.DataFrame, params: EvalParams
                     lambda i: float(balanced_accuracy_score(y[i], predicted[i])), n, params)]
 
 
-def compare_to_reference(tests: dict[str, pd.DataFrame], task: Task, params: EvalParams
-                         ) -> list[dict[str, Any]]:
-    """Paired bootstrap of every model's headline metric against ``params.reference``, on the
-    patients both models predicted."""
-    ref = params.reference
-    if ref not in tests:
-        log.warning("reference model %s not evaluated; no paired comparisons", ref)
-        return []
-    name = "auc" if task.type == "binary" else "cindex"
-    ref_test = tests[ref].set_index("patient")
-    rows = []
-    for model, test in tests.items():
-        if model == ref:
-            continue
-        common = sorted(set(test["patient"]) & set(ref_test.index))
-        if len(common) < len(test) or len(common) < len(ref_test):
-            log.warning("%s vs %s: compared on the %d patients both predicted", model, ref,
-                        len(common))
-        a = test.set_index("patient").loc[common].reset_index()
-        b = ref_test.loc[common].reset_index()
-        stat_a, stat_b = headline_stat(task, a), headline_stat(task, b)
-        idx = np.arange(len(common))
-        lo, hi, p = paired_bootstrap(stat_a, stat_b, len(common), params.n_bootstrap,
-                                     params.seed)
-        events = a["label"] if task.type == "binary" else a["event"]
-        base = {"model": model, "task": task.type, "n_patients": len(common),
-                "n_events": int(events.sum())}
-        rows += [{**base, "metric": f"{name}_diff_vs_{ref}",
-                  "value": stat_a(idx) - stat_b(idx), "ci_low": lo, "ci_high": hi},
-                 {**base, "metric": f"{name}_diff_p_vs_{ref}", "value": p,
-                  "ci_low": NAN, "ci_high": NAN}]
-    return rows
-
-
 def plot_roc(test: pd.DataFrame, title: str, out_png: str | Path) -> None:
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -304,6 +265,9 @@ def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
     params = params or EvalParams()
     models = list(predictions)
     preds_of = {m: read_predictions(predictions[m]) for m in models}
+    if task.type == "survival":
+        follow_up = pd.concat([_test_rows(m, p) for m, p in preds_of.items()])
+        params = params.with_uno_tau(follow_up.drop_duplicates("patient")["time"].to_numpy())
     cuts_of = {m: fold_cuts(files) if task.type == "survival" and
                all(Path(f).with_name("meta.json").exists() for f in files) else None
                for m, files in predictions.items()}
@@ -329,7 +293,7 @@ def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
         rows += model_rows
         log.info("%s: c-index %.3f [%.3f, %.3f], log-rank p %.3g", model,
                  model_rows[0]["value"], model_rows[0]["ci_low"], model_rows[0]["ci_high"], p)
-    rows += compare_to_reference(tests, task, params)
+    rows += compare(tests, task, params)
     metrics = pd.DataFrame(rows, columns=COLUMNS)
     write_tsv(out_metrics, metrics)
     plot_cindex(metrics, out_cindex_png, "auc" if task.type == "binary" else "cindex")
