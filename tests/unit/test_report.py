@@ -19,7 +19,7 @@ from histodistill.evaluation.group_summary import summarise_ghanet
 from histodistill.evaluation.pathway_summary import summarise_mope
 from histodistill.report.html import build_report
 
-MODELS = ("wsi_abmil", "ghanet", "mope")
+MODELS = ("wsi_abmil", "ghanet", "mope", "wsi_meanpool", "ghanet_permuted")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,9 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
                  p["samples"], p["clinical"], p["pathways"], p["features"],
                  dict(list(p["tissue_qc"].items())[:2]), list(MODELS), html_path,
                  attention_dirs=attention, mope=(out / "mope.png", out / "mope.tsv"),
-                 ghanet=(out / "ghanet.png", out / "ghanet.tsv"))
+                 ghanet=(out / "ghanet.png", out / "ghanet.tsv"),
+                 metas=[f.replace("predictions.tsv", "meta.json") for m in MODELS
+                        for f in preds[m]])
     return html_path
 
 
@@ -64,7 +66,22 @@ def test_report_is_self_contained_and_complete(report):
         assert f'id="{table}"' in html, table
     assert re.search(r"ghanet</td><td class=\"l\">wsi_abmil</td><td>\d+</td><td>-?\d\.\d{3} "
                      r"\[-?\d\.\d{3}, -?\d\.\d{3}\]", html)  # difference [CI] vs the floor
-    assert html.count('alt="attention ') == 6  # 3 models x (1 high + 1 low) patients
+    for m in MODELS:  # >= 1 high + 1 low patient each (ties in risk may add one)
+        assert 2 <= html.count(f'alt="attention {m} ') <= 3, m
+    # the privileged-information section: each student against the baselines and its twin
+    for other in ("wsi_meanpool", "wsi_abmil", "ghanet_permuted"):
+        assert re.search(rf'<td class="l">ghanet</td><td class="l">{other}</td><td>-?\d\.\d{{3}} '
+                         r"\[", html), other
+    assert "mope</td><td class=\"l\">mope_permuted" not in html  # not run: no row
+    sentences = re.search(r'<ul id="privileged-sentences">(.*?)</ul>', html, re.S).group(1)
+    assert sentences.count("<li>") == 2  # ghanet, mope (both students)
+    assert "permuted twin" in sentences and "add mope_permuted to models" in sentences
+    # model selection: wsi_meanpool tried 3 penalties per fold; bag agreement for ABMIL
+    assert re.search(r'<td class="l">wsi_meanpool</td><td>0</td><td>3</td><td class="l">'
+                     r"(configured values|penalty [\d.]+)</td>", html)
+    assert re.search(r'<td class="l">wsi_abmil</td><td>0</td><td>1</td><td class="l">'
+                     r"configured values</td><td>[\d.n/a]+</td><td>(-?\d\.\d{3}|n/a)", html)
+    assert "Holm" in html and "truncated at" in html
     assert "expert: " not in html or "MoPE" in html
     assert re.search(r"<th>teacher's usage</th>", html) and "<td>nan</td>" not in html
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)

@@ -18,7 +18,10 @@ from workflow_helpers import planned_jobs, shard_of, snakemake, tiny_config, tin
 pytestmark = pytest.mark.slow
 
 MODELS_WITH_WSI = tuple(m for m, info in CATALOG.items() if info.needs_wsi)
-HISTOLOGY_ONLY = tuple(m for m, info in CATALOG.items() if info.histology_only)
+# the models with attention maps: histology-only, attention learnt (not wsi_meanpool's
+# uniform weights), not a control
+ATTENTION = tuple(m for m, info in CATALOG.items() if info.histology_only and not info.direct
+                  and info.control is None)
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +42,17 @@ def test_reports_and_metrics_for_every_cohort(run):
                                          "ci_high", "n_patients", "n_events"]
         assert set(metrics["model"]) == set(CATALOG)  # every model (the default config)
         assert metrics["value"].notna().all()
-        assert {"cindex_uno", "td_auc_6", "td_auc_12", "ibs",
-                "cindex_diff_vs_wsi_abmil"} <= set(metrics["metric"])
+        assert {"cindex_uno", "td_auc_6", "td_auc_12", "ibs", "cindex_uno_tau",
+                "cindex_diff_vs_wsi_abmil", "cindex_diff_p_holm_vs_wsi_abmil"} <= set(
+            metrics["metric"])
+        student_kd = set(metrics.loc[metrics["model"] == "student_kd", "metric"])
+        assert {f"cindex_diff_vs_{o}" for o in ("wsi_meanpool", "student_kd_permuted",
+                                                "student_kd_self")} <= student_kd
+        assert 'id="privileged"' in html and 'id="tuning"' in html
         assert 'id="comparison"' in html and 'id="ghanet"' in html and 'id="mope"' in html
         assert 'id="comparison"' in html and html.count('alt="attention ') == \
-            2 * len(HISTOLOGY_ONLY)  # the highest- and lowest-risk patient of each
-        for model in HISTOLOGY_ONLY:
+            2 * len(ATTENTION)  # the highest- and lowest-risk patient of each
+        for model in ATTENTION:
             maps = workdir / "results" / cohort / "attention" / model
             assert len(list(maps.glob("*_attention.geojson"))) == 2
         logs = list((workdir / "results" / cohort / "logs").rglob("*.log"))
@@ -60,7 +68,7 @@ def test_snakemake_report_collects_attention_and_captions(run):
     snakemake(workdir, config, "--report", str(workdir / "smk_report.zip"))
     with zipfile.ZipFile(workdir / "smk_report.zip") as z:
         names = z.namelist()
-    for model in HISTOLOGY_ONLY:
+    for model in ATTENTION:
         assert any(n.endswith("_overlay.jpg") and f"/{model}_" in n for n in names), model
     for name in ("metrics.tsv", "mope_pathways.png", "ghanet_groups.png", "report.html"):
         assert any(n.endswith(name) for n in names), name
@@ -93,7 +101,7 @@ def test_deleting_one_slides_features_reruns_only_its_shard_and_dependents(run):
                 ("all", ())}
     expected |= {("train", (("cohort", "a"), ("fold", str(k)), ("model", m)))
                  for m in MODELS_WITH_WSI for k in (0, 1)}
-    expected |= {("attention", (("cohort", "a"), ("model", m))) for m in HISTOLOGY_ONLY}
+    expected |= {("attention", (("cohort", "a"), ("model", m))) for m in ATTENTION}
     expected |= {("mope_summary", (("cohort", "a"),)), ("ghanet_summary", (("cohort", "a"),))}
     assert jobs == expected
 

@@ -23,6 +23,7 @@ from histodistill.rna.table import RnaSource  # noqa: E402
 from histodistill.sheets import read_clinical, read_samples  # noqa: E402
 from histodistill.training.privileged import Privileged  # noqa: E402
 from histodistill.training.task import Task  # noqa: E402
+from histodistill.training.tuning import NOT_TUNABLE, TuneParams  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -33,12 +34,17 @@ try:
     TASK = Task.from_config(config["task"])
     PRIVILEGED = Privileged.from_config(config["privileged"])
     check_privileged(MODELS, PRIVILEGED.gene_level)
+    # the schema has filled in every train: key, so its keys are the train parameters
+    TuneParams.from_config(config["tune"]).check(set(config["train"]) - NOT_TUNABLE)
 except HistodistillError as err:
     raise WorkflowError(str(err)) from None
 CURVE = "km" if TASK.type == "survival" else "roc"  # per-model plot: Kaplan-Meier or ROC
 FOLDS = list(range(config["splits"]["n_folds"]))
 # histology-only models: their patch attention is drawn for the report
-ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only]
+# attention maps of the histology-only models that learn one (not wsi_meanpool's uniform
+# weights, not the controls, whose maps would repeat their base model's)
+ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only and not CATALOG[m].direct
+                    and CATALOG[m].control is None]
 
 # The param ``code`` of every step, keyed by its script's name: a hash of the script and of
 # the package code it imports, so that editing a step's code re-runs that step's outputs.
@@ -228,6 +234,7 @@ def report_inputs(wc):
         "metrics": f"results/{c}/metrics.tsv",
         "cindex": f"results/{c}/plots/cindex.png",
         "km": [f"results/{c}/plots/{CURVE}_{m}.png" for m in MODELS],
+        "meta": [f"{model_dir(c, m, k)}/meta.json" for m in MODELS for k in FOLDS],
         "rna_qc": f"results/{c}/rna/qc.png",
         "rna_summary": f"results/{c}/rna/summary.json",
         "pathway_heatmap": f"results/{c}/rna/pathways_{GENESET}_heatmap.png",

@@ -17,4 +17,4 @@ with rule_context(snakemake.log[0], snakemake.threads):
         {Path(p).name.removesuffix("_tiles.png"): p for p in inp.tissue_qc},
         snakemake.params.wsi_only, snakemake.output[0], attention_dirs=list(inp.attention),
         mope=tuple(inp.mope) if inp.mope else None,
-        ghanet=tuple(inp.ghanet) if inp.ghanet else None)
+        ghanet=tuple(inp.ghanet) if inp.ghanet else None, metas=list(inp.meta))

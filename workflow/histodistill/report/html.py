@@ -20,9 +20,10 @@ import yaml
 
 from histodistill import __version__
 from histodistill.io import write_text
-from histodistill.models.catalog import with_teachers
+from histodistill.models.catalog import CATALOG, with_teachers
 from histodistill.provenance import versions
-from histodistill.report.tables import comparison_table, fmt, model_table
+from histodistill.report.privileged import n_comparisons, privileged_rows
+from histodistill.report.tables import comparison_table, fmt, model_table, tuning_table
 from histodistill.rna.pathways import load_scores
 from histodistill.sheets import read_clinical, read_samples
 from histodistill.training.task import Task
@@ -94,9 +95,15 @@ MODEL_SENTENCES = {
                       "embedding of the privileged vector (late fusion).",
     "student_kd": "student_kd: ABMIL trained with logit distillation from teacher_fusion "
                   "(temperature {kd_temperature}, weight {kd_weight}).",
-    "ghanet": "ghanet: G-HANet - {ghanet_groups} each encoded by an SNN; learnable queries "
-              "reconstruct them from patches (MSE + cosine loss, weight {recon_weight}); "
-              "morphology and genome-informed (top-{top_k}) attention fused for the survival head.",
+    "ghanet": "ghanet: G-HANet - {ghanet_groups} each encoded by an SNN; learned tokens "
+              "reconstruct them from patches in two cross-attention + feed-forward blocks "
+              "(MSE + (1 - cos)^{recon_gamma}, weight {recon_weight}); the survival branch "
+              "averages gated morphology attention with each token's attention over its top "
+              "{top_ratio} share of the bag (hyper-attention). Deviations from the official "
+              "code: the target is each group's SNN embedding (METHODS.md), not its raw "
+              "genes; the second block has its own attention weights; no per-fold gene "
+              "selection; widths follow train.hidden; epochs are chosen on the inner "
+              "validation split, never on the test fold.",
     "mope_teacher": "mope_teacher: pathway tokens read the slide by cross-attention into "
                     "pathway experts mixed by a gate (MoPE teacher).",
     "mope": "mope: pathway-indexed pathology experts aligned to mope_teacher by KL of pathway "
@@ -106,7 +113,25 @@ MODEL_SENTENCES = {
     "bidistill": "bidistill: multimodal and WSI-only branches distilling both ways (logits and "
                  "features, weight {feature_weight}), the privileged vector dropped with "
                  "probability {missing_rate} in training; the WSI-only branch predicts.",
+    "wsi_meanpool": "wsi_meanpool: the {pooling} of each bag's patch features, standardised on "
+                    "the training patients, in a ridge-penalised {linear_model} (penalty "
+                    "{penalty}); no RNA (the strong simple histology-only baseline).",
 }
+CONTROL_SENTENCES = {
+    "permuted": "{name}: control - {base} trained identically but with the privileged vector "
+                "shuffled across the fold's patients (same distribution, no link to the "
+                "patient){teacher}.",
+    "self": "{name}: control - {base} distilled from wsi_abmil (self-distillation, no RNA "
+            "anywhere): the gain of the extra loss alone.",
+}
+
+
+def model_sentence(model: str, values: dict[str, Any]) -> str:
+    info = CATALOG[model]
+    if info.control is None:
+        return MODEL_SENTENCES[model].format_map(values)
+    teacher = f", distilled from {info.teacher}" if info.teacher else ""
+    return CONTROL_SENTENCES[info.control].format(name=model, base=info.base, teacher=teacher)
 
 
 class _Defaulting(dict):  # type: ignore[type-arg]
@@ -135,7 +160,19 @@ def _training_sentences(cfg: dict[str, Any]) -> list[str]:
     values["mope_usage_target"] = (
         "the teacher's usage re-weighted by each pathway's reconstructibility"
         if values["usage_target"] == "reconstructible" else "the teacher's usage")
-    models = [MODEL_SENTENCES[m].format_map(values) for m in with_teachers(cfg["models"])]
+    values["pooling"] = "mean and maximum" if values["pooling"] == "mean_max" else "mean"
+    values["linear_model"] = "logistic regression" if binary else "Cox model (Breslow baseline)"
+    models = [model_sentence(m, values) for m in with_teachers(cfg["models"])]
+    tune = cfg.get("tune") or {}
+    budget = int(tune.get("budget", 1))
+    selection = (
+        f"Model selection inside each training fold: every model tried the same budget of "
+        f"{budget} configurations (the configured values and {budget - 1} seeded draws from "
+        "its family's grid; a control tried its base model's), each trained from the same "
+        f"seeds, and kept the one with the best inner-validation "
+        f"{'AUC' if binary else 'c-index'}; the test fold was never used to choose."
+        if budget > 1 else "Every model was trained once with the configured values (no "
+        "search: tune.budget 1).")
     return [
         f"Patients were split into {splits['n_folds']} folds stratified by "
         f"{'the endpoint' if binary else 'event'} (seed {splits['seed']}); within each "
@@ -144,6 +181,7 @@ def _training_sentences(cfg: dict[str, Any]) -> list[str]:
         f"{train['lr']}), up to {train['epochs']} epochs, bags capped at "
         f"{train['max_patches']} patches in training. The privileged modality was {source}; "
         "distilled students see only histology at inference.",
+        selection,
         *models,
     ]
 
@@ -171,9 +209,11 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                  tissue_qc_pngs: dict[str, str], wsi_only: list[str],
                  out_html: str | Path, attention_dirs: list[str | Path] = (),
                  mope: tuple[str | Path, str | Path] | None = None,
-                 ghanet: tuple[str | Path, str | Path] | None = None) -> None:
+                 ghanet: tuple[str | Path, str | Path] | None = None,
+                 metas: list[str | Path] = ()) -> None:
     """``mope`` / ``ghanet``: (plot, table) of MoPE's pathway summary and G-HANet's group
-    reconstructibility, when those models were trained."""
+    reconstructibility, when those models were trained; ``metas``: every model and fold's
+    meta.json (what the search inside the fold tried and kept)."""
     clinical = read_clinical(clinical_tsv)
     slides = read_samples(samples_tsv, check_files=False)
     rna_patients = set(load_scores(pathways_parquet).index)
@@ -221,6 +261,10 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         labels = task.labels(clinical, clinical_tsv).loc[patients]
         summary[f"{task.name}: positive / known"] = f"{int(labels.sum())} / {labels.notna().sum()}"
     table_cols, table_rows = model_table(metrics)
+    n_boot = int(cfg["evaluate"]["n_bootstrap"])
+    headline = "ROC AUC" if binary else "c-index"
+    priv_rows, priv_sentences = privileged_rows(metrics, n_boot, headline)
+    uno = metrics.loc[metrics["metric"] == "cindex_uno_tau", "value"].dropna()
     ghanet_rows = []
     if ghanet is not None:
         groups = pd.read_csv(ghanet[1], sep="\t")
@@ -246,15 +290,19 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         metric_columns=list(metrics.columns),
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],
         table_columns=table_cols, table_rows=table_rows,
-        comparisons=comparison_table(metrics),
+        comparisons=comparison_table(metrics, n_boot), n_comparisons=n_comparisons(metrics),
+        privileged_rows=priv_rows, privileged_sentences=priv_sentences,
+        tuning_rows=tuning_table([json.loads(Path(m).read_text(encoding="utf-8"))
+                                  for m in metas]),
         reference=cfg["evaluate"].get("reference", "wsi_abmil"),
         horizons=", ".join(f"{h:g}" for h in cfg["evaluate"].get("horizons", [])),
-        uno_tau=cfg["evaluate"].get("uno_tau"),
+        uno_tau=f"{float(uno.iloc[0]):.1f}" if len(uno) else None,
+        uno_auto=cfg["evaluate"].get("uno_tau", "auto") == "auto",
         attention=attention_figures(attention_dirs),
         mope_png=data_uri(mope[0]) if mope else None, mope_rows=mope_rows,
         ghanet_png=data_uri(ghanet[0]) if ghanet else None, ghanet_rows=ghanet_rows,
         cindex_png=data_uri(cindex_png), binary=binary, endpoint=task.endpoint,
-        headline="ROC AUC" if binary else "c-index",
+        headline=headline,
         km_pngs={m: data_uri(p) for m, p in km_pngs.items()},
         rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),
         rna=rna,

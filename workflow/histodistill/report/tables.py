@@ -69,16 +69,60 @@ def model_table(metrics: pd.DataFrame) -> tuple[list[str], list[dict[str, str]]]
     return ["model", "patients", "events", *[heading(m) for m in cols]], rows
 
 
-def comparison_table(metrics: pd.DataFrame) -> list[dict[str, str]]:
-    """One row per model compared with the reference: difference [CI] and bootstrap p."""
+def p_value(p: float, n_boot: int) -> str:
+    """A bootstrap p-value; at its floor 1/B (no resample on the other side of 0) as '< 1/B'."""
+    if math.isnan(p):
+        return "n/a"
+    if n_boot > 0 and p <= 1 / n_boot * (1 + 1e-9):
+        return f"< {fmt(1 / n_boot)}"
+    return fmt(p)
+
+
+def comparison_p(of_model: pd.Series, metric: str, other: str, n_boot: int
+                 ) -> dict[str, str]:
+    """``p`` and ``p_holm`` of one comparison, from one model's metric -> value."""
+    out = {}
+    for kind in ("p", "p_holm"):
+        key = f"{metric}_diff_{kind}_vs_{other}"
+        out[kind] = p_value(float(of_model[key]), n_boot) if key in of_model.index else "n/a"
+    return out
+
+
+def comparison_table(metrics: pd.DataFrame, n_boot: int) -> list[dict[str, str]]:
+    """One row per paired comparison: difference [CI], bootstrap p and Holm-adjusted p."""
     diffs = metrics[metrics["metric"].str.contains("_diff_vs_")]
     rows = []
     for r in diffs.itertuples(index=False):
         metric, ref = str(r.metric).split("_diff_vs_")
-        p = metrics[(metrics["model"] == r.model)
-                    & (metrics["metric"] == f"{metric}_diff_p_vs_{ref}")]["value"]
+        of_model = metrics[metrics["model"] == r.model].set_index("metric")["value"]
         rows.append({"model": str(r.model), "reference": ref,
                      "metric": HEADINGS.get(metric, metric), "patients": str(r.n_patients),
                      "difference": _with_ci(pd.Series(r._asdict())),
-                     "p": fmt(float(p.iloc[0])) if len(p) else "n/a"})
+                     **comparison_p(of_model, metric, ref, n_boot)})
+    return rows
+
+
+def _chosen(trial: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in trial["params"].items()) or "configured values"
+
+
+def tuning_table(metas: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One row per model and fold, from meta.json: candidates tried, the one kept (its values
+    where they differ from train:), its inner-validation score, and the agreement of the
+    inner-validation risks from training-sized and from full bags."""
+    rows = []
+    for meta in metas:
+        tuning = meta.get("tuning") or {}
+        trials = tuning.get("trials") or []
+        chosen = trials[tuning.get("chosen", 0)] if trials else None
+        agree = meta.get("bag_agreement") or {}
+        rho = agree.get("spearman")
+        rows.append({
+            "model": str(meta["model"]), "fold": str(meta["fold"]),
+            "tried": str(len(trials)), "chosen": _chosen(chosen) if chosen else "",
+            "val": fmt(float("nan") if chosen is None or chosen["val_score"] is None
+                       else float(chosen["val_score"])),
+            "agreement": "n/a" if rho is None else
+            f"{fmt(float(rho))} ({agree['val_patients_capped']} of {agree['val_patients']} "
+            f"bags over {agree['max_patches']})"})
     return rows
