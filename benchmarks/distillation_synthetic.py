@@ -34,8 +34,25 @@ Hallmark score is partly a mix of the programmes (ssGSEA ranks genes within a sa
 programme that raises its genes lowers the rest), so these say more than the share on the
 three planted pathways alone.
 
+``--setting localised`` (a design of ours, fixed before its results were seen): the programmes
+leave the tumour / stroma / other patches alone and shift only *hotspot* patches (about 10% of
+each bag, at their own centroid) along their directions (1.5, 1.2 and 1.0 per SD for
+proliferation, stroma and hypoxia); the other patches carry a per-slide nuisance shift along the
+same directions (SD 0.5), so the bag mean mixes a diluted signal with a larger nuisance, and a
+model must find the hotspots to read the programmes: the regime where attention should beat
+mean pooling.
+
+``--budget`` candidates per model and fold are tried inside the fold (``train_fold``'s
+``tune``: candidate 0 is the parameters below, the rest draws from ``SPACE``), chosen on the
+inner validation split; every model gets the same budget. Controls are models like any other:
+``{student}_permuted`` (the privileged vector shuffled across the fold's patients; its teacher
+is the teacher's permuted twin) and ``student_kd_self`` (KD from ``wsi_abmil``). For each
+student the script prints its pooled out-of-fold c-index minus ``wsi_abmil``'s, minus
+``wsi_meanpool``'s and minus its controls', per seed with a paired bootstrap 95% CI over
+patients (1000 resamples), and the mean +- SD over seeds.
+
     python benchmarks/distillation_synthetic.py [--patients 300] [--seeds 0 1 2] [--workers 2]
-        [--noise 1.0] [--models mope_teacher mope mope_recon]
+        [--noise 1.0] [--setting diffuse|localised] [--budget 1] [--models ...]
 """
 
 from __future__ import annotations
@@ -53,13 +70,28 @@ import pandas as pd
 from _training_bench import fold_cindex
 
 from histodistill.demo.spec import DemoSpec
+from histodistill.models.catalog import CATALOG, with_teachers
+from histodistill.training.task import Task
 
 REPO = Path(__file__).resolve().parents[1]
 HALLMARK = REPO / "resources" / "genesets" / "h.all.v7.0.symbols.gmt"
-MODELS = ["rna_snn", "wsi_abmil", "teacher_fusion", "student_kd", "ghanet", "mope_teacher",
-          "mope", "mope_recon", "bidistill"]
-TEACHER = {"student_kd": "teacher_fusion", "mope": "mope_teacher", "mope_recon": "mope_teacher"}
+MODELS = ["rna_snn", "wsi_meanpool", "wsi_abmil", "teacher_fusion", "student_kd", "ghanet",
+          "mope_teacher", "mope", "mope_recon", "bidistill", "teacher_fusion_permuted",
+          "student_kd_permuted", "student_kd_self", "ghanet_permuted", "mope_teacher_permuted",
+          "mope_permuted", "bidistill_permuted"]
 VARIANT = {"mope_recon": ("mope", {"usage_target": "reconstructible"})}  # name: (model, params)
+STUDENTS = ["student_kd", "ghanet", "mope", "bidistill"]
+# the search space inside the fold (``--budget`` > 1), fixed before any tuned run
+SPACE = {
+    "common": {"lr": [3e-4, 1e-3, 3e-3], "weight_decay": [1e-5, 1e-4, 1e-3],
+               "dropout": [0.1, 0.25, 0.5]},
+    "wsi_meanpool": {"penalty": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0],
+                     "pooling": ["mean", "mean_max"]},
+    "student_kd": {"kd_weight": [0.5, 1.0, 2.0], "kd_temperature": [1.0, 2.0, 4.0]},
+    "ghanet": {"recon_weight": [0.1, 0.3, 1.0], "top_ratio": [0.1, 0.2, 0.4]},
+    "mope": {"usage_weight": [0.5, 1.0, 2.0], "expert_weight": [0.5, 1.0, 2.0]},
+    "bidistill": {"missing_rate": [0.3, 0.5, 0.7], "feature_weight": [0.5, 1.0, 2.0]},
+}
 USAGE_MODELS = ["mope_teacher", "mope", "mope_recon"]
 VISIBLE = ["HALLMARK_E2F_TARGETS", "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",
            "HALLMARK_HYPOXIA"]
@@ -69,9 +101,11 @@ DIM = 64
 
 
 def simulate_features(z: pd.Series, rng: np.random.Generator, axes: np.ndarray,
-                      noise: float = 1.0) -> np.ndarray:
+                      noise: float = 1.0, setting: str = "diffuse") -> np.ndarray:
     centroids, d_prolif, d_stroma, d_hypoxia = axes[:3] * 1.5, axes[3], axes[4], axes[5]
     n = int(rng.integers(150, 251))
+    if setting == "localised":
+        return _localised(z, rng, centroids, axes[3:6], n, noise)
     p_stroma = 1 / (1 + np.exp(-(np.log(0.3 / 0.7) + 0.8 * z["stroma"])))
     p = np.array([0.7 * (1 - p_stroma), p_stroma, 0.3 * (1 - p_stroma)])
     kind = rng.choice(3, size=n, p=p / p.sum())
@@ -79,6 +113,20 @@ def simulate_features(z: pd.Series, rng: np.random.Generator, axes: np.ndarray,
     x[kind == 0] += 0.6 * z["proliferation"] * d_prolif
     x[kind == 1] += 0.5 * z["stroma"] * d_stroma
     x += 0.4 * z["hypoxia"] * d_hypoxia
+    return x.astype(np.float32)
+
+
+def _localised(z: pd.Series, rng: np.random.Generator, centroids: np.ndarray,
+               directions: np.ndarray, n: int, noise: float) -> np.ndarray:
+    """Hotspot patches (~10%) carry the programmes; the rest a per-slide nuisance shift."""
+    hot = rng.random(n) < rng.uniform(0.06, 0.14)
+    kind = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
+    hot_centre = -centroids.sum(axis=0) / np.sqrt(3)
+    x = np.where(hot[:, None], hot_centre, centroids[kind]) + noise * rng.normal(size=(n, DIM))
+    signal = np.array([1.5 * z["proliferation"], 1.2 * z["stroma"], 1.0 * z["hypoxia"]])
+    nuisance = 0.5 * rng.normal(size=3)
+    x[hot] += signal @ directions
+    x[~hot] += nuisance @ directions
     return x.astype(np.float32)
 
 
@@ -95,7 +143,8 @@ def true_programmes(spec: DemoSpec) -> pd.DataFrame:
     return latent_programmes(spec, plan_demo(spec))
 
 
-def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0) -> None:
+def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0,
+                setting: str = "diffuse") -> None:
     from histodistill.demo.cohort import latent_programmes, write_demo_tables
     from histodistill.rna.normalise import normalise
     from histodistill.rna.pathways import score_pathways
@@ -110,7 +159,7 @@ def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0) -> No
     (out / "features").mkdir(exist_ok=True)
     for slide, patient in plan.slides.items():
         with h5py.File(out / "features" / f"{slide}.h5", "w") as f:
-            f["features"] = simulate_features(z.loc[patient], rng, axes, noise)
+            f["features"] = simulate_features(z.loc[patient], rng, axes, noise, setting)
             f.attrs.update(extractor="synthetic", weights_sha256="none", random_weights=False,
                            status="ok", slide_id=slide)
     normalise(RnaSource(str(out / "rna_counts.tsv")), out / "clinical.tsv", out / "n.parquet",
@@ -120,25 +169,58 @@ def make_cohort(seed: int, n_patients: int, out: Path, noise: float = 1.0) -> No
     make_splits(out / "clinical.tsv", out / "samples.tsv", out / "folds.tsv", 5, 0.2, seed)
 
 
-def train_one_fold(job: tuple[Path, int, int, list[str]]) -> dict[str, float]:
+def train_one_fold(job: tuple[Path, int, int, list[str], int]) -> dict[str, float]:
     import torch
 
     from histodistill.training.fold import train_fold
     from histodistill.training.loop import TrainParams
+    from histodistill.training.tuning import TuneParams
 
     torch.set_num_threads(1)
-    out, seed, fold, models = job
+    out, seed, fold, models, budget = job
     feats = sorted(str(p) for p in (out / "features").glob("*.h5"))
+    tune = TuneParams(budget=budget, seed=seed, space=SPACE)
     seconds = {}
     for model in models:
         t0 = time.perf_counter()
-        teacher = out / TEACHER[model] / f"fold{fold}" if model in TEACHER else None
         name, extra = VARIANT.get(model, (model, {}))
+        teacher = CATALOG[name].teacher
         train_fold(name, fold, out / "folds.tsv", out / "clinical.tsv", out / "samples.tsv",
                    feats, out / "pathways.parquet", out / model / f"fold{fold}",
-                   TrainParams(**PARAMS, **extra, seed=seed), teacher_dir=teacher)
+                   TrainParams(**PARAMS, **extra, seed=seed),
+                   teacher_dir=out / teacher / f"fold{fold}" if teacher else None, tune=tune)
         seconds[model] = time.perf_counter() - t0
     return seconds
+
+
+def paired_difference(out: Path, a: str, b: str) -> tuple[float, float, float]:
+    """Pooled out-of-fold c-index of ``a`` minus ``b`` on the patients both predicted, with a
+    paired bootstrap 95% CI over patients."""
+    from histodistill.evaluation.evaluate import headline_stat
+    from histodistill.evaluation.metrics import paired_bootstrap
+
+    def test(model: str) -> pd.DataFrame:
+        preds = pd.concat(pd.read_csv(out / model / f"fold{k}" / "predictions.tsv", sep="\t",
+                                      dtype={"patient": str}) for k in range(5))
+        return preds[preds["role"] == "test"].set_index("patient")
+
+    ta, tb = test(a), test(b)
+    common = sorted(set(ta.index) & set(tb.index))
+    sa = headline_stat(Task(), ta.loc[common].reset_index())
+    sb = headline_stat(Task(), tb.loc[common].reset_index())
+    lo, hi, _ = paired_bootstrap(sa, sb, len(common), 1000, 0)
+    idx = np.arange(len(common))
+    return sa(idx) - sb(idx), lo, hi
+
+
+def comparisons(models: list[str]) -> list[tuple[str, str]]:
+    """(student, baseline or control) pairs to report, for the students that were run."""
+    pairs = []
+    for s in STUDENTS:
+        if s in models:
+            pairs += [(s, b) for b in ("wsi_abmil", "wsi_meanpool", f"{s}_permuted") +
+                      (("student_kd_self",) if s == "student_kd" else ()) if b in models]
+    return pairs
 
 
 def oracle_cindex(out: Path, spec: DemoSpec, z: pd.DataFrame) -> tuple[float, float]:
@@ -187,25 +269,29 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--noise", type=float, default=1.0, help="per-patch noise SD (1 = default)")
+    ap.add_argument("--setting", choices=["diffuse", "localised"], default="diffuse")
+    ap.add_argument("--budget", type=int, default=1, help="candidates per model and fold")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=MODELS,
                     help="a subset (teachers are added); default: all")
     ap.add_argument("--keep", type=Path, default=None, help="write cohorts here (else a tmp dir)")
     args = ap.parse_args()
-    models = [m for m in MODELS if m in args.models or m in
-              {TEACHER.get(x) for x in args.models}]
+    teachers = set(with_teachers([VARIANT.get(m, (m,))[0] for m in args.models]))
+    models = [m for m in MODELS if m in args.models or m in teachers]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         results: dict[str, list[float]] = {m: [] for m in models}
         seconds: dict[str, list[float]] = {m: [] for m in models}
         usage: dict[str, list[dict[str, float]]] = {m: [] for m in USAGE_MODELS if m in models}
         uniform, oracles = [], []
+        diffs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for seed in args.seeds:
             out = root / f"seed{seed}"
             t0 = time.perf_counter()
-            make_cohort(seed, args.patients, out, args.noise)
+            make_cohort(seed, args.patients, out, args.noise, args.setting)
             print(f"seed {seed}: cohort written in {time.perf_counter() - t0:.0f} s", flush=True)
             with Pool(args.workers) as pool:
-                for sec in pool.map(train_one_fold, [(out, seed, k, models) for k in range(5)]):
+                for sec in pool.map(train_one_fold, [(out, seed, k, models, args.budget)
+                                                    for k in range(5)]):
                     for m, v in sec.items():
                         seconds[m].append(v)
             for m in models:
@@ -220,8 +306,11 @@ def main() -> None:
             for m in usage:
                 usage[m].append(usage_profile(out, m, truth))
             oracles.append(oracle_cindex(out, spec, z))
+            for a, b in comparisons(models):
+                diffs.setdefault((a, b), []).append(paired_difference(out, a, b))
             print(json.dumps({m: round(v[-1], 4) for m, v in results.items()}), flush=True)
-        print(f"\n{args.patients} patients, seeds {args.seeds}, 5-fold CV, noise {args.noise}")
+        print(f"\n{args.patients} patients, seeds {args.seeds}, 5-fold CV, noise {args.noise}, "
+              f"setting {args.setting}, tuning budget {args.budget}")
         print("| model | pooled OOF c-index, mean +- SD over seeds | per seed | s per fit |")
         print("|---|---|---|---|")
         for m in models:
@@ -231,6 +320,12 @@ def main() -> None:
         for i, name in enumerate(("oracle: true log hazard", "oracle: its visible part")):
             v = [o[i] for o in oracles]
             print(f"| {name} | {_mean_sd(v)} | {', '.join(f'{x:.3f}' for x in v)} | |")
+        if diffs:
+            print("\n| student - other | mean +- SD over seeds | per seed [paired 95% CI] |")
+            print("|---|---|---|")
+            for (a, b), v in diffs.items():
+                cells = ", ".join(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in v)
+                print(f"| {a} - {b} | {_mean_sd([d for d, _, _ in v])} | {cells} |")
         if usage:
             print("\nWhere MoPE's usage goes (mean +- SD over seeds; per seed in brackets)")
             print("| usage of | share on the 3 planted pathways | usage-weighted R2_vis | "
