@@ -112,7 +112,8 @@ def test_gene_level_privileged_vector_plans_the_per_fold_gene_table(tmp_path):
     config["privileged"] = {"source": "genes"}
     proc = snakemake(tmp_path, config, "--dry-run", check=False)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "mope_teacher, mope use one expert per pathway" in out
+    assert proc.returncode != 0 and ("mope_teacher, mope, mope_teacher_permuted, "
+                                     "mope_permuted use one expert per pathway") in out
     config["models"] = ["rna_snn", "ghanet"]
     jobs = planned_jobs(tmp_path, config)
     assert ("gene_table", (("cohort", "a"), ("geneset", "hallmark"))) in jobs
