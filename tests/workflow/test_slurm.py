@@ -103,8 +103,9 @@ def test_a_1000_slide_cohort_is_60_slurm_jobs_for_its_slides(tmp_path):
     assert groups.count("slides") == 20 and "segment_and_tile" not in singles
     shards = [r for r in singles if r.startswith("extract_features_big_")]
     assert sorted(shards) == sorted(f"extract_features_big_{k}" for k in range(40))
-    # 8 models x 5 folds of training, 5 attention maps, 8 other cohort-level jobs
-    assert len(singles) - len(shards) == 53 and len(singles) + len(groups) == 113, singles
+    # 16 models (the default list with its teachers) x 5 folds of training, 5 attention maps
+    # (histology-only models that learn attention, controls left out), 8 other cohort-level
+    assert len(singles) - len(shards) == 93 and len(singles) + len(groups) == 153, singles
     shard_jobs = re.findall(r"rule extract_features_big_\d+:.*?resources: [^\n]*", out,
                             re.DOTALL)
     assert len(shard_jobs) == 40
