@@ -22,6 +22,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/rna.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/deploy.smk"
 
 
 rule all:

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from histodistill.demo.spec import DemoSpec, plan_demo  # noqa: E402
+from histodistill.deploy.manifest import read_manifest  # noqa: E402
 from histodistill.errors import HistodistillError  # noqa: E402
 from histodistill.features.shards import FAMILY, plan_shards, shard_rule_names  # noqa: E402
 from histodistill.models.catalog import (  # noqa: E402
@@ -45,6 +46,9 @@ FOLDS = list(range(config["splits"]["n_folds"]))
 # weights, not the controls, whose maps would repeat their base model's)
 ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only and not CATALOG[m].direct
                     and CATALOG[m].control is None]
+# models every trained cohort bundles as a final model (results/{cohort}/final/{model}/):
+# the histology-only ones, less the controls (a scored cohort may still name a control)
+BUNDLED = [m for m in MODELS if CATALOG[m].histology_only and CATALOG[m].control is None]
 
 # The param ``code`` of every step, keyed by its script's name: a hash of the script and of
 # the package code it imports, so that editing a step's code re-runs that step's outputs.
@@ -101,15 +105,80 @@ def _real_cohort(name, cfg):
     }
 
 
+def _scored_cohort(name, cfg):
+    """A cohort scored by final models: slides (and optionally outcomes), no RNA."""
+    if "demo" in cfg:
+        cohort = {**_demo_cohort(name, cfg["demo"]), "rna": None}
+    else:
+        clinical = cfg.get("clinical")
+        if clinical is not None:
+            table = read_clinical(clinical)
+            validate(table.reset_index(), schema="../schemas/clinical.schema.yaml")
+        slides = read_samples(cfg["samples"])
+        cohort = {"demo": None, "samples": cfg["samples"], "clinical": clinical, "rna": None,
+                  "slides": {s.slide_id: {"patient": s.patient, "path": str(s.path),
+                                          "mpp": s.mpp} for s in slides.values()}}
+    return {**cohort, "bundles": _bundles_of(name, cfg["score_with"])}
+
+
+def _bundles_of(name, score_with):
+    """name -> bundle folder of every final model that scores cohort ``name``."""
+    bundles = {}
+    source = score_with.get("cohort")
+    if source is not None:
+        if source not in config["cohorts"] or "score_with" in config["cohorts"][source]:
+            _fail(f"cohort {name!r}: score_with.cohort {source!r} is not a trained cohort of "
+                  "this config")
+        for m in score_with.get("models") or BUNDLED:
+            if m not in MODELS or not CATALOG[m].histology_only:
+                _fail(f"cohort {name!r}: score_with.models: {m!r} is not a histology-only "
+                      f"model of models: (those are {[x for x in MODELS if CATALOG[x].histology_only]})")
+            bundles[m] = f"results/{source}/final/{m}"
+    elif score_with.get("models"):
+        _fail(f"cohort {name!r}: score_with.models needs score_with.cohort")
+    tiling = config["wsi"]["tiling"]
+    for key, folder in (score_with.get("bundles") or {}).items():
+        if key in bundles:
+            _fail(f"cohort {name!r}: score_with.bundles: {key!r} is also a model of "
+                  f"score_with.cohort; give the bundle another name")
+        try:
+            manifest = read_manifest(folder)
+        except HistodistillError as exc:
+            _fail(f"cohort {name!r}: score_with.bundles.{key}: {exc}")
+        found = (manifest["extractor"]["name"], manifest["tiling"]["patch_um"],
+                 manifest["tiling"]["patch_px"])
+        wanted = (EXTRACTOR, tiling["patch_um"], tiling["patch_px"])
+        if found[0] != wanted[0] or abs(found[1] - wanted[1]) > 1e-6 or found[2] != wanted[2]:
+            _fail(f"cohort {name!r}: bundle {folder} was trained on {found[0]} features of "
+                  f"{found[1]:g} um / {found[2]} px tiles; this config extracts {wanted[0]} "
+                  f"features of {wanted[1]:g} um / {wanted[2]} px. Set features.extractor, "
+                  "features.weights and wsi.tiling to the bundle's (or score in a project "
+                  "configured like the training one)")
+        if manifest["task"]["type"] != TASK.type:
+            _fail(f"cohort {name!r}: bundle {folder} is a {manifest['task']['type']} model; "
+                  f"this config's task is {TASK.type} (set task: to the bundle's)")
+        bundles[key] = folder
+    if not bundles:
+        _fail(f"cohort {name!r}: score_with names no model (give cohort: or bundles:)")
+    return bundles
+
+
 COHORTS = {}
 for _name, _cfg in config["cohorts"].items():
     try:
-        COHORTS[_name] = (_demo_cohort(_name, _cfg["demo"]) if "demo" in _cfg
-                          else _real_cohort(_name, _cfg))
+        if "score_with" in _cfg:
+            COHORTS[_name] = _scored_cohort(_name, _cfg)
+        else:
+            COHORTS[_name] = (_demo_cohort(_name, _cfg["demo"]) if "demo" in _cfg
+                              else _real_cohort(_name, _cfg))
     except (HistodistillError, ValueError) as exc:
         _fail(f"cohort {_name!r}: {exc}")
 
 DEMO_COHORTS = [c for c, v in COHORTS.items() if v["demo"] is not None]
+# trained cohorts (RNA, outcomes, cross-validation) and cohorts scored by final models
+SCORED = {c: v["bundles"] for c, v in COHORTS.items() if "bundles" in v}
+TRAINED = [c for c in COHORTS if c not in SCORED]
+SCORED_NAMES = sorted({n for b in SCORED.values() for n in b})
 
 # Feature-extraction shards: (cohort, k) -> its slides (consecutive sheet rows) and rule name.
 SHARDS = {(c, k): slides for c in COHORTS
@@ -134,6 +203,7 @@ wildcard_constraints:
     slide=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     model=_alternatives(MODELS),
     fold=r"\d+",
+    name=_alternatives(SCORED_NAMES),
     geneset=r"[A-Za-z0-9_-]+",
 
 
@@ -252,6 +322,30 @@ def report_inputs(wc):
     }
 
 
+def bundle_dir(cohort, name):
+    return SCORED[cohort][name]
+
+
+def scored_outputs(cohort):
+    """Predictions, attention folders and, with outcomes, the validation of a scored cohort."""
+    names = list(SCORED[cohort])
+    out = {"predictions": [f"results/{cohort}/predictions/{n}.tsv" for n in names],
+           "manifests": [f"{bundle_dir(cohort, n)}/manifest.json" for n in names],
+           "attention": [f"results/{cohort}/attention/{n}" for n in names]}
+    if COHORTS[cohort]["clinical"] is not None:
+        out |= {"metrics": f"results/{cohort}/external/metrics.tsv",
+                "cindex": f"results/{cohort}/external/{'auc' if CURVE == 'roc' else 'cindex'}.png",
+                "curves": f"results/{cohort}/external/curves",
+                "clinical": COHORTS[cohort]["clinical"]}
+    return out
+
+
+def external_report_inputs(wc):
+    c = wc.cohort
+    out = scored_outputs(c)
+    return {**out, "samples": COHORTS[c]["samples"], "features": feature_index(c)}
+
+
 def all_targets():
     """Every product of every cohort, not only the reports: Snakemake re-creates a missing
     intermediate file only when something requests it, so listing them all makes "delete one
@@ -261,9 +355,14 @@ def all_targets():
         for s in slide_ids(c):
             targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
                         f"results/{c}/qc/{s}_tiles.png", f"results/{c}/patches/{s}.h5"]
-        targets += feature_files(c) + [feature_index(c), f"results/{c}/metrics.tsv",
-                                       f"results/{c}/report.html"]
+        targets += feature_files(c) + [feature_index(c), f"results/{c}/report.html"]
+        if c in SCORED:
+            targets += [f for v in scored_outputs(c).values()
+                        for f in (v if isinstance(v, list) else [v])]
+            continue
+        targets += [f"results/{c}/metrics.tsv"]
         targets += [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS]
+        targets += [f"results/{c}/final/{m}/manifest.json" for m in BUNDLED]
     return targets
 
 

@@ -64,6 +64,7 @@ rule attention:
         n_patients=config["evaluate"]["attention_patients"],
         code=CODE["draw_attention"],
     wildcard_constraints:
+        cohort=_alternatives(TRAINED),
         model="|".join(ATTENTION_MODELS) or "none",
     benchmark:
         "results/{cohort}/benchmarks/attention_{model}.tsv"
@@ -158,6 +159,8 @@ rule report:
         config=cohort_config,
         wsi_only=[m for m in MODELS if CATALOG[m].histology_only],
         code=CODE["report"],
+    wildcard_constraints:
+        cohort=_alternatives(TRAINED),
     benchmark:
         "results/{cohort}/benchmarks/report.tsv"
     log:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -31,6 +33,7 @@ from histodistill.evaluation.heatmaps import (
     top_patches_jpg,
 )
 from histodistill.io import write_tsv
+from histodistill.models.base import Outputs
 from histodistill.sheets import patient_slides, read_samples
 from histodistill.training.data import usable_slides
 from histodistill.training.fold import load_trained
@@ -70,43 +73,90 @@ def patient_maps(model: torch.nn.Module, transform, feats: np.ndarray, meta: dic
     """Every attention map of one bag (name -> (N,)), the names to draw, and the risk."""
     with torch.no_grad():
         out = model(transform(RawBag(feats, None)))
-    if out.attention is None:
-        raise InputError(f"{meta['model']} has no patch attention to draw")
-    maps = {"attention": out.attention.cpu().numpy()}
+    maps, drawn = mean_maps([out], meta["pathways"], meta["model"])
+    return maps, drawn, Task(**meta["task"]).prediction(out.logits)["risk"]
+
+
+def mean_maps(outs: list[Outputs], pathways: list[str], model_name: str
+              ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The maps of one bag, averaged over ``outs`` (one model's outputs, or every member of a
+    final model's): the attention, MoPE's one map per pathway expert (the most used drawn),
+    G-HANet's one map per group of the privileged vector; and the names to draw."""
+    if any(o.attention is None for o in outs):
+        raise InputError(f"{model_name} has no patch attention to draw")
+
+    def mean(get) -> np.ndarray:
+        return np.mean([get(o).cpu().numpy() for o in outs], axis=0)
+
+    maps = {"attention": mean(lambda o: o.attention)}
     drawn = ["attention"]
-    pathways = meta["pathways"]
-    if "expert_attention" in out.extras:  # MoPE: one map per pathway expert
-        usage = out.extras["usage"].cpu().numpy()
-        experts = out.extras["expert_attention"].cpu().numpy()
+    extras = outs[0].extras
+    if "expert_attention" in extras:  # MoPE: one map per pathway expert
+        usage, experts = mean(lambda o: o.extras["usage"]), \
+            mean(lambda o: o.extras["expert_attention"])
         for p, name in enumerate(pathways):
             maps[f"expert:{name}"] = experts[p]
         top = np.argsort(-usage, kind="stable")[:OVERLAY_EXTRA_MAPS]
         drawn += [f"expert:{pathways[p]}" for p in top]
-    if "group_attention" in out.extras:  # G-HANet: one map per group of the privileged vector
-        groups = out.extras["group_attention"].cpu().numpy()
+    if "group_attention" in extras:  # G-HANet: one map per group of the privileged vector
+        groups = mean(lambda o: o.extras["group_attention"])
         for g in range(len(groups)):
             maps[f"group:{g + 1}"] = groups[g]
         drawn += [f"group:{g + 1}" for g in range(min(len(groups), OVERLAY_EXTRA_MAPS))]
-    return maps, drawn, Task(**meta["task"]).prediction(out.logits)["risk"]
+    return maps, drawn
 
 
-def write_attention(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
-                    feature_h5s: list[str], out_dir: str | Path, n_patients: int) -> pd.DataFrame:
-    """Maps of the ``n_patients`` highest- and lowest-risk patients into ``out_dir`` (written
-    to a temporary folder and moved into place whole)."""
+def draw_patient(model_name: str, pick: Any, slides: list[tuple[SlidePatches, np.ndarray]],
+                 maps: dict[str, np.ndarray], drawn: list[str], out: Path,
+                 source: str) -> list[dict[str, Any]]:
+    """One patient's overlay, top patches and GeoJSON per slide (``pick``: group, rank,
+    patient, fold, risk; ``source``: which model drew it, for the titles); index rows."""
+    rows = []
+    start = 0
+    for patches, feats in slides:
+        part = slice(start, start + len(feats))
+        start += len(feats)
+        slide_maps = {k: v[part] for k, v in maps.items()}
+        stem = f"{model_name}_{pick.group}{pick.rank}_{patches.slide_id}"
+        title = (f"{model_name}, {source}: {pick.group}-risk #{pick.rank} "
+                 f"{pick.patient} (risk {pick.risk:.3g}), slide {patches.slide_id}")
+        overlay_jpg(patches, {k: slide_maps[k] for k in drawn}, title,
+                    out / f"{stem}_overlay.jpg")
+        top = top_patches_jpg(patches, slide_maps["attention"], title,
+                              out / f"{stem}_top_patches.jpg")
+        attention_geojson(patches, slide_maps,
+                          {"model": model_name, "patient": pick.patient, "fold": pick.fold,
+                           "risk_group": pick.group, "risk": float(pick.risk)},
+                          out / f"{stem}_attention.geojson")
+        rows.append({"model": model_name, "group": pick.group, "rank": pick.rank,
+                     "patient": pick.patient, "fold": pick.fold, "risk": pick.risk,
+                     "slide": patches.slide_id, "n_patches": len(feats),
+                     "top_patches": ",".join(map(str, top)), "stem": stem})
+    return rows
+
+
+def in_folder(out_dir: str | Path, write: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    """``write(tmp)`` into a temporary folder beside ``out_dir``, moved into place whole."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        index = _write_all(model_name, prediction_files, samples_tsv, feature_h5s, tmp,
-                           n_patients)
+        index = write(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return index
+
+
+def write_attention(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
+                    feature_h5s: list[str], out_dir: str | Path, n_patients: int) -> pd.DataFrame:
+    """Maps of the ``n_patients`` highest- and lowest-risk patients into ``out_dir`` (written
+    to a temporary folder and moved into place whole)."""
+    return in_folder(out_dir, lambda tmp: _write_all(model_name, prediction_files, samples_tsv,
+                                                     feature_h5s, tmp, n_patients))
 
 
 def _write_all(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
@@ -135,26 +185,8 @@ def _write_all(model_name: str, prediction_files: list[str], samples_tsv: str | 
             raise InputError(f"{model_name} fold {pick.fold}: patient {pick.patient} gets risk "
                              f"{risk:.6g} now but {pick.risk:.6g} in predictions.tsv; the model "
                              "or features changed - re-run train")
-        start = 0
-        for patches, feats in slides:
-            part = slice(start, start + len(feats))
-            start += len(feats)
-            slide_maps = {k: v[part] for k, v in maps.items()}
-            stem = f"{model_name}_{pick.group}{pick.rank}_{patches.slide_id}"
-            title = (f"{model_name}, fold {pick.fold}: {pick.group}-risk #{pick.rank} "
-                     f"{pick.patient} (risk {pick.risk:.3g}), slide {patches.slide_id}")
-            overlay_jpg(patches, {k: slide_maps[k] for k in drawn}, title,
-                        out / f"{stem}_overlay.jpg")
-            top = top_patches_jpg(patches, slide_maps["attention"], title,
-                                  out / f"{stem}_top_patches.jpg")
-            attention_geojson(patches, slide_maps,
-                              {"model": model_name, "patient": pick.patient,
-                               "fold": int(pick.fold), "risk_group": pick.group,
-                               "risk": float(pick.risk)}, out / f"{stem}_attention.geojson")
-            rows.append({"model": model_name, "group": pick.group, "rank": pick.rank,
-                         "patient": pick.patient, "fold": int(pick.fold), "risk": pick.risk,
-                         "slide": patches.slide_id, "n_patches": len(feats),
-                         "top_patches": ",".join(map(str, top)), "stem": stem})
+        rows += draw_patient(model_name, pick._replace(fold=fold), slides, maps, drawn, out,
+                             f"fold {fold}")
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     write_tsv(out / "index.tsv", index)
     log.info("%s: attention maps of %d patients, %d slides", model_name, len(chosen), len(rows))

@@ -57,13 +57,26 @@ def survival_on_grid(preds: pd.DataFrame, cuts: dict[int, list[float]], grid: np
         if len(fold_cuts_) + 1 != len(cols):
             raise InputError(f"fold {fold}: {len(fold_cuts_)} cuts do not match "
                              f"{len(cols)} surv_* columns of its predictions")
-        train_max = float(part.loc[part["role"] == "train", "time"].max())
-        last = max(train_max, fold_cuts_[-1] + 1e-6) if len(fold_cuts_) else train_max
-        knots_t = np.r_[0.0, fold_cuts_, last]
+        knots_t = fold_knots(fold_cuts_, part.loc[part["role"] == "train", "time"].to_numpy())
         test = part[part["role"] == "test"]
-        s = test[cols].to_numpy(np.float64)
-        knots_s = np.c_[np.ones(len(test)), s]
-        curves.append(np.stack([np.interp(grid, knots_t, row) for row in knots_s])
-                      if len(test) else np.empty((0, len(grid))))
+        curves.append(interpolate(test[cols].to_numpy(np.float64), knots_t, grid))
         tests.append(test)
     return pd.concat(tests, ignore_index=True), np.concatenate(curves, axis=0)
+
+
+def fold_knots(cuts: np.ndarray, train_times: np.ndarray) -> np.ndarray:
+    """The times at which a fold's model predicts S: 0, the inner cuts and the end of the
+    open last interval (the fold's longest training follow-up)."""
+    cuts = np.asarray(cuts, dtype=np.float64)
+    train_max = float(np.max(train_times))
+    last = max(train_max, cuts[-1] + 1e-6) if len(cuts) else train_max
+    return np.r_[0.0, cuts, last]
+
+
+def interpolate(surv: np.ndarray, knots: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """S at ``grid`` (n, len(grid)) from ``surv`` (n, len(knots) - 1) at ``knots[1:]``, with
+    S(knots[0]) = 1; linear between knots, flat after the last."""
+    surv = np.asarray(surv, dtype=np.float64).reshape(-1, len(knots) - 1)
+    full = np.c_[np.ones(len(surv)), surv]
+    return np.stack([np.interp(grid, knots, row) for row in full]) if len(surv) \
+        else np.empty((0, len(grid)))

@@ -97,7 +97,7 @@ def read_predictions(files: list[str | Path]) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalParams
+def metric_row(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalParams
             ) -> dict[str, Any]:
     """One metrics.tsv row: ``stat`` on all ``n`` patients and its bootstrap CI. A metric that
     is undefined on these patients (e.g. a horizon beyond the follow-up) is NaN, logged."""
@@ -111,7 +111,7 @@ def _metric(base: dict[str, Any], name: str, stat: Stat, n: int, params: EvalPar
     return {**base, "metric": name, "value": value, "ci_low": lo, "ci_high": hi}
 
 
-def _td_auc_rows(base: dict[str, Any], t: np.ndarray, e: np.ndarray, r: np.ndarray,
+def td_auc_rows(base: dict[str, Any], t: np.ndarray, e: np.ndarray, r: np.ndarray,
                  params: EvalParams) -> list[dict[str, Any]]:
     """One row per horizon; all horizons come from one fit per bootstrap resample."""
     if not params.horizons:
@@ -134,25 +134,15 @@ def _td_auc_rows(base: dict[str, Any], t: np.ndarray, e: np.ndarray, r: np.ndarr
 def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
                      cuts: dict[int, list[float]] | None = None) -> list[dict[str, Any]]:
     test = _test_rows(model, preds)
-    surv = None
+    surv, grid = None, None
     if cuts is not None and surv_columns(preds):
         grid = grid_for(test["time"].to_numpy())
         test, surv = survival_on_grid(preds, cuts, grid)  # the same rows, in ``surv``'s order
-    t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
-    n, n_events = len(test), int(e.sum())
-    base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
-    tau = params.with_uno_tau(t).uno_tau  # evaluate_cohort resolves it once for all models
-    rows = [_metric(base, "cindex", headline_stat(Task(), test), n, params),
-            _metric(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], tau), n, params),
-            {**base, "metric": "cindex_uno_tau", "value": NAN if tau is None else tau,
-             "ci_low": NAN, "ci_high": NAN}]
-    rows += _td_auc_rows(base, t, e, r, params)
-    if surv is not None:
-        rows.append(_metric(base, "ibs", lambda i: integrated_brier(t[i], e[i], surv[i], grid),
-                            n, params))
     else:
         log.warning("%s: no survival curves or interval cuts; integrated Brier score skipped",
                     model)
+    rows = survival_rows(model, test, surv, grid, params)
+    base = {k: rows[0][k] for k in ("model", "task", "n_patients", "n_events")}
     per_fold = [harrell_cindex(f["time"], f["event"], f["risk"])
                 for _, f in test.groupby("fold") if f["event"].sum() > 0]
     rows += [
@@ -161,6 +151,27 @@ def survival_metrics(model: str, preds: pd.DataFrame, params: EvalParams,
         {**base, "metric": "cindex_fold_sd", "value": float(np.std(per_fold, ddof=1))
          if len(per_fold) > 1 else NAN, "ci_low": NAN, "ci_high": NAN},
     ]
+    return rows
+
+
+def survival_rows(model: str, test: pd.DataFrame, surv: np.ndarray | None,
+                  grid: np.ndarray | None, params: EvalParams) -> list[dict[str, Any]]:
+    """The survival metrics of one set of patients (``test``: time, event, risk; ``surv``:
+    their S at ``grid``, or None): c-index, Uno's c-index and its tau, td-AUCs, IBS. The CV
+    evaluation and the external validation share them, so both mean the same."""
+    t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
+    n, n_events = len(test), int(e.sum())
+    base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
+    tau = params.with_uno_tau(t).uno_tau  # evaluate_cohort resolves it once for all models
+    rows = [metric_row(base, "cindex", headline_stat(Task(), test), n, params),
+            metric_row(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], tau), n,
+                       params),
+            {**base, "metric": "cindex_uno_tau", "value": NAN if tau is None else tau,
+             "ci_low": NAN, "ci_high": NAN}]
+    rows += td_auc_rows(base, t, e, r, params)
+    if surv is not None and grid is not None:
+        rows.append(metric_row(base, "ibs",
+                               lambda i: integrated_brier(t[i], e[i], surv[i], grid), n, params))
     return rows
 
 
@@ -185,9 +196,23 @@ def youden_threshold(label: np.ndarray, prob: np.ndarray) -> float:
 
 def binary_metrics(model: str, preds: pd.DataFrame, params: EvalParams
                    ) -> list[dict[str, Any]]:
+    test = _test_rows(model, preds)
+    p = test["risk"].to_numpy()
+    predicted = np.zeros(len(test), dtype=int)
+    for fold, part in preds.groupby("fold"):
+        train = part[part["role"] == "train"]
+        cut = youden_threshold(train["label"].to_numpy().astype(int), train["risk"].to_numpy())
+        in_fold = (test["fold"] == fold).to_numpy()
+        predicted[in_fold] = (p[in_fold] >= cut).astype(int)
+    return binary_rows(model, test, predicted, params)
+
+
+def binary_rows(model: str, test: pd.DataFrame, predicted: np.ndarray, params: EvalParams
+                ) -> list[dict[str, Any]]:
+    """AUC, average precision and balanced accuracy of ``test`` (label, risk = probability;
+    ``predicted``: 0/1 at a threshold chosen without these patients)."""
     from sklearn.metrics import average_precision_score, balanced_accuracy_score
 
-    test = _test_rows(model, preds)
     y, p = test["label"].to_numpy().astype(int), test["risk"].to_numpy()
     n = len(test)
     base = {"model": model, "task": "binary", "n_patients": n, "n_events": int(y.sum())}
@@ -197,16 +222,10 @@ def binary_metrics(model: str, preds: pd.DataFrame, params: EvalParams
             raise ValueError("one class only")
         return float(average_precision_score(y[i], p[i]))
 
-    predicted = np.zeros(n, dtype=int)
-    for fold, part in preds.groupby("fold"):
-        train = part[part["role"] == "train"]
-        cut = youden_threshold(train["label"].to_numpy().astype(int), train["risk"].to_numpy())
-        in_fold = (test["fold"] == fold).to_numpy()
-        predicted[in_fold] = (p[in_fold] >= cut).astype(int)
-    return [_metric(base, "auc", headline_stat(Task("binary", "label"), test), n, params),
-            _metric(base, "average_precision", ap, n, params),
-            _metric(base, "balanced_accuracy",
-                    lambda i: float(balanced_accuracy_score(y[i], predicted[i])), n, params)]
+    return [metric_row(base, "auc", headline_stat(Task("binary", "label"), test), n, params),
+            metric_row(base, "average_precision", ap, n, params),
+            metric_row(base, "balanced_accuracy",
+                       lambda i: float(balanced_accuracy_score(y[i], predicted[i])), n, params)]
 
 
 def plot_roc(test: pd.DataFrame, title: str, out_png: str | Path) -> None:
@@ -249,6 +268,26 @@ def _model_metrics(model: str, preds: pd.DataFrame, cuts: dict[int, list[float]]
     if task.type == "binary":
         return binary_metrics(model, preds, params)
     return survival_metrics(model, preds, params, cuts)
+
+
+def model_cv_metrics(model: str, prediction_files: list[str | Path], params: EvalParams,
+                     task: Task) -> list[dict[str, Any]]:
+    """One model's rows of metrics.tsv (its comparisons aside), from its own predictions:
+    what a model bundle records of its cross-validation (``uno_tau: auto`` resolved on this
+    model's out-of-fold patients)."""
+    from histodistill.evaluation.km import logrank_p
+
+    preds = read_predictions(prediction_files)
+    if task.type == "binary":
+        return binary_metrics(model, preds, params)
+    test = _test_rows(model, preds)
+    rows = survival_metrics(model, preds, params.with_uno_tau(test["time"].to_numpy()),
+                            fold_cuts(prediction_files))
+    groups = risk_groups(preds)
+    p = logrank_p(groups["time"].to_numpy(float), groups["event"].to_numpy(int),
+                  groups["high_risk"].to_numpy(int))
+    return rows + [{**rows[0], "metric": "logrank_p", "value": p, "ci_low": NAN,
+                    "ci_high": NAN}]
 
 
 def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,

@@ -192,13 +192,24 @@ def attention_figures(attention_dirs: list[str | Path]) -> dict[str, list[dict[s
     for d in map(Path, attention_dirs):
         index = pd.read_csv(d / "index.tsv", sep="\t", dtype={"patient": str, "slide": str})
         out[d.name] = [{
-            "caption": f"{r.group}-risk #{r.rank}: patient {r.patient} (fold {r.fold}, risk "
+            "caption": f"{r.group}-risk #{r.rank}: patient {r.patient} ("
+                       f"{'final model' if str(r.fold) == 'final' else f'fold {r.fold}'}, risk "
                        f"{r.risk:.3g}), slide {r.slide}, {r.n_patches} patches; GeoJSON: "
                        f"{r.stem}_attention.geojson",
             "overlay": data_uri(d / f"{r.stem}_overlay.jpg"),
             "top": data_uri(d / f"{r.stem}_top_patches.jpg"),
         } for r in index.itertuples(index=False)]
     return out
+
+
+def render(template: str, **context: Any) -> str:
+    """A report template of this package, with the shared style, the time and the versions."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    here = files("histodistill.report")
+    return env.from_string(here.joinpath(template).read_text(encoding="utf-8")).render(
+        style=here.joinpath("style.css").read_text(encoding="utf-8"),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        versions={"histodistill": __version__, **versions(*DISTRIBUTIONS)}, **context)
 
 
 def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
@@ -279,13 +290,9 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
                       "high": _fmt(r.usage_high_risk), "low": _fmt(r.usage_low_risk),
                       "teacher": _fmt(getattr(r, "teacher_usage_mean", float("nan"))),
                       "r2": _fmt(r.reconstructibility_mean)} for r in top.itertuples()]
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = env.from_string(files("histodistill.report").joinpath("template.html.j2")
-                               .read_text(encoding="utf-8"))
-    html = template.render(
-        cohort=cohort, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        versions={"histodistill": __version__, **versions(*DISTRIBUTIONS)},
-        warnings=warnings, summary=summary, n_folds=cfg["splits"]["n_folds"],
+    html = render(
+        "template.html.j2", cohort=cohort, warnings=warnings, summary=summary,
+        n_folds=cfg["splits"]["n_folds"],
         n_boot=cfg["evaluate"]["n_bootstrap"], wsi_only=wsi_only,
         metric_columns=list(metrics.columns),
         metrics=[{c: _fmt(v) for c, v in row.items()} for row in metrics.to_dict("records")],

@@ -62,13 +62,22 @@ def _scaler_from(d: dict[str, Any] | None) -> Standardiser | None:
     return None if d is None else Standardiser(np.asarray(d["mean"]), np.asarray(d["std"]))
 
 
+def rebuild_model(name: str, dims: dict[str, Any], train_params: dict[str, Any],
+                  structure: dict[str, Any], state: dict[str, torch.Tensor]) -> RiskModel:
+    """A trained model from what meta.json (or a bundle's manifest) records and its weights,
+    in eval mode."""
+    model = build_model(name, ModelDims(**dims), **{**train_params, **structure})
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def load_trained(model_dir: str | Path) -> tuple[RiskModel, InputTransform, dict[str, Any]]:
     """Rebuild a trained model (eval mode), its input transform and metadata."""
     model_dir = Path(model_dir)
     meta = json.loads((model_dir / "meta.json").read_text())
-    model = build_model(meta["model"], ModelDims(**meta["dims"]),
-                        **{**meta["train_params"], **meta.get("structure", {})})
-    model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu",
+    model = rebuild_model(meta["model"], meta["dims"], meta["train_params"],
+                          meta.get("structure", {}),
+                          torch.load(model_dir / "model.pt", map_location="cpu",
                                      weights_only=True))
     info = model.info
     transform = InputTransform(_scaler_from(meta["feature_scaler"]), _scaler_from(meta["scaler"]),

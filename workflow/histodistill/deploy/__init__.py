@@ -1,0 +1,1 @@
+"""Final models leave the pipeline: bundles, scoring of slide-only cohorts, external validation."""
