@@ -22,6 +22,8 @@ MODELS_WITH_WSI = tuple(m for m, info in CATALOG.items() if info.needs_wsi)
 # uniform weights), not a control
 ATTENTION = tuple(m for m, info in CATALOG.items() if info.histology_only and not info.direct
                   and info.control is None)
+# the final models every trained cohort bundles: histology-only, not a control
+BUNDLED = tuple(m for m, info in CATALOG.items() if info.histology_only and info.control is None)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,7 @@ def test_deleting_one_slides_features_reruns_only_its_shard_and_dependents(run):
     expected |= {("train", (("cohort", "a"), ("fold", str(k)), ("model", m)))
                  for m in MODELS_WITH_WSI for k in (0, 1)}
     expected |= {("attention", (("cohort", "a"), ("model", m))) for m in ATTENTION}
+    expected |= {("bundle_model", (("cohort", "a"), ("model", m))) for m in BUNDLED}
     expected |= {("mope_summary", (("cohort", "a"),)), ("ghanet_summary", (("cohort", "a"),))}
     assert jobs == expected
 
@@ -126,7 +129,8 @@ def test_changing_one_cohorts_inputs_reruns_only_that_cohort(run):
     assert cohorts == {"b"}
     rules = {rule for rule, _ in jobs}
     assert rules == {"normalise_rna", "score_pathways", "make_splits", "train", "evaluate",
-                     "attention", "mope_summary", "ghanet_summary", "report", "all"}
+                     "attention", "mope_summary", "ghanet_summary", "report", "bundle_model",
+                     "all"}
 
 
 def _by_cohort(jobs) -> dict[str | None, set[tuple[str, str | None]]]:
@@ -139,7 +143,7 @@ def _by_cohort(jobs) -> dict[str | None, set[tuple[str, str | None]]]:
 
 
 COHORT_LEVEL = {"make_splits", "train", "evaluate", "attention", "mope_summary",
-                "ghanet_summary", "report"}
+                "ghanet_summary", "report", "bundle_model"}
 
 
 def test_adding_a_cohort_runs_only_that_cohort(run):
@@ -194,8 +198,9 @@ def test_tiling_or_extractor_change_reruns_only_what_depends_on_it(run, section,
 
 @pytest.mark.parametrize(("module", "rules"), [
     ("report/tables.py", {"report"}),  # only the report runs it
-    # evaluation, the attention maps and the MoPE summary run it; the report reads them
-    ("evaluation/km.py", {"evaluate", "attention", "mope_summary", "report"}),
+    # evaluation, the attention maps, the MoPE summary and the bundles (their CV metrics) run
+    # it; the report reads them
+    ("evaluation/km.py", {"evaluate", "attention", "mope_summary", "bundle_model", "report"}),
 ])
 def test_a_code_edit_reruns_the_steps_that_run_it(run, tmp_path, module, rules):
     """An edit to one package module, in a copy of the workflow (mtimes kept, so only the

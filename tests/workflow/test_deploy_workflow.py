@@ -63,6 +63,8 @@ def test_trained_cohort_bundles_and_scored_cohorts_report(run):
     # a control is bundled only on request (cohort y asks for it); no other is
     assert sorted(d.name for d in (res / "a" / "final").iterdir()) == sorted(
         [*BUNDLED, "student_kd_permuted"])
+    assert "Final models (results/{cohort}/final/{model}/" in (res / "a" / "report.html"
+                                                              ).read_text()
     metrics = pd.read_csv(res / "x" / "external" / "metrics.tsv", sep="\t")
     assert set(metrics["model"]) == set(BUNDLED)
     cindex = metrics[metrics["metric"] == "cindex"].set_index("model")

@@ -104,8 +104,9 @@ def test_a_1000_slide_cohort_is_60_slurm_jobs_for_its_slides(tmp_path):
     shards = [r for r in singles if r.startswith("extract_features_big_")]
     assert sorted(shards) == sorted(f"extract_features_big_{k}" for k in range(40))
     # 16 models (the default list with its teachers) x 5 folds of training, 5 attention maps
-    # (histology-only models that learn attention, controls left out), 8 other cohort-level
-    assert len(singles) - len(shards) == 93 and len(singles) + len(groups) == 153, singles
+    # (histology-only models that learn attention, controls left out), 6 final-model bundles
+    # (histology-only models, controls left out), 8 other cohort-level
+    assert len(singles) - len(shards) == 99 and len(singles) + len(groups) == 159, singles
     shard_jobs = re.findall(r"rule extract_features_big_\d+:.*?resources: [^\n]*", out,
                             re.DOTALL)
     assert len(shard_jobs) == 40

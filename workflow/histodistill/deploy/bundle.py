@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from histodistill import __version__
+from histodistill.deploy.construction import CONSTRUCTION, THRESHOLD_RULE
 from histodistill.deploy.manifest import FORMAT, read_manifest, validate_manifest
 from histodistill.errors import InputError
 from histodistill.evaluation.curves import fold_knots, interpolate
@@ -54,13 +55,6 @@ from histodistill.training.task import Task
 
 log = logging.getLogger(__name__)
 
-CONSTRUCTION = ("the mean of the {k} cross-validation fold models (risk and survival curve); "
-                "each member kept the epoch and tuning candidate of its own inner validation "
-                "split; no refit")
-THRESHOLD_RULE = {
-    "survival": "median final-model risk of the training cohort's patients",
-    "binary": "Youden's J of the final model's probabilities on the training cohort",
-}
 
 
 def _fold_dir(prediction_file: str | Path) -> Path:

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from histodistill import __version__
+from histodistill.deploy.construction import CONSTRUCTION, THRESHOLD_RULE
 from histodistill.io import write_text
 from histodistill.models.catalog import CATALOG, with_teachers
 from histodistill.provenance import versions
@@ -85,6 +86,11 @@ def methods_text(cfg: dict[str, Any], extractor_note: str, rna_kind: str) -> lis
         "sets; pathway scores were standardised with means and SDs of each fold's training "
         "patients.",
         *_training_sentences(cfg),
+        "Final models (results/{cohort}/final/{model}/, one per histology-only model): "
+        + CONSTRUCTION.format(k=cfg["splits"]["n_folds"]) + "; risk groups of a scored "
+        "cohort split at the " + THRESHOLD_RULE[Task.from_config(cfg.get("task")).type]
+        + ". Bundled as safetensors weights and a manifest that scoring checks new slides' "
+        "features against (extractor, weights' sha256, tile size, feature dimension).",
     ]
 
 
