@@ -49,7 +49,8 @@ def main() -> None:
         parts = tsv.relative_to(workdir / "results").parts
         rule = parts[2] if len(parts) > 3 else tsv.stem.split("_fold")[0]
         # files named {rule}_{model|geneset|extractor}.tsv count as their rule
-        rule = next((r for r in ("score_pathways", "attention", "index_features")
+        rule = next((r for r in ("score_pathways", "attention", "index_features",
+                                 "bundle_model", "score_cohort")
                      if rule.startswith(r)), rule)
         b = pd.read_csv(tsv, sep="\t")
         rows.append({"rule": rule, "s": float(b["s"].iloc[0]),
