@@ -13,15 +13,16 @@ from histodistill.errors import InputError
 from histodistill.rna.gmt import read_gene_sets, read_gmt
 from histodistill.rna.normalise import deseq2_vst, normalise
 from histodistill.rna.pathways import pathway_scores, score_pathways
-from histodistill.rna.table import RnaSource, match_samples, read_expression
+from histodistill.rna.table import RnaSource, read_expression
 
 DESEQ2 = TEST_DATA / "deseq2"
 REACTOME = REPO / "resources" / "genesets" / "ReactomePathways_2024-09-18.gmt"
 PATIENTS = ["S1", "S2", "S3"]
+_SYNTHETIC = [f"sample{i}" for i in range(1, 101)]  # the DESeq2 reference's sample IDs
 
 
-def _read(path, kind="auto", orientation="auto", gene_map=None, patients=PATIENTS):
-    return read_expression(RnaSource(str(path), kind, orientation, gene_map), patients)
+def _read(path, kind="auto", orientation="auto", gene_map=None, patients=PATIENTS, **keys):
+    return read_expression(RnaSource(str(path), kind, orientation, gene_map, **keys), patients)
 
 
 def test_counts_duplicates_and_htseq_star_rows(tmp_path):
@@ -82,7 +83,11 @@ def test_duplicated_normalised_genes_keep_the_highest_mean_row(tmp_path):
     ("gene|S1|S2\nG1|-1|2\n", "tpm", "negative.*tpm cannot be negative"),
     ("gene|S1|S2\nG1||2\nG2|1|1\n", "log2", "missing \\(NaN\\).*sample 'S1'"),
     ("gene|S1|S2\nG1|a|2\n", "counts", "column 'S1' is not numeric \\(row 'G1'"),
-    ("gene|S1|S1\nG1|1|2\n", "counts", "more than once"),
+    ("gene|S1|S1\nG1|1|2\n", "counts", "patient 'S1' has 2 RNA samples.*duplicate_samples"),
+    ("gene|S1|S2\nG1|inf|2\n", "log2", "infinite.*gene 'G1', sample 'S1'.*pseudocount"),
+    ("gene|S1|S2\nG1|1|-inf\n", "auto", "infinite.*gene 'G1', sample 'S2'"),
+    ("gene|S1|S2\nG1|3|2\nG2|4|-3\n", "auto",
+     "every value is an integer.*negative.*gene 'G2', sample 'S2' = -3.*check that cell"),
     ("gene|S1|S2\nG1|0|2\nG2|0|1\n", "counts", "no counts at all: S1"),
     ("gene|S1|S2\nG1||2\nG2||1\n", "zscore", "no values at all: S1"),
     ("gene|X1|X2\nG1|1|2\n", "counts", "neither rows nor columns.*rna.orientation"),
@@ -93,17 +98,88 @@ def test_bad_tables_name_row_and_column(tmp_path, body, kind, message):
         _read(write_table(tmp_path / "c.tsv", body), kind=kind)
 
 
-def test_sample_mismatch_lists_ids_on_both_sides():
-    values = pd.DataFrame({"G1": [1, 2]}, index=["P1", "X9"])
-    with pytest.raises(InputError, match="match no patient.*X9.*without RNA: P2"):
-        match_samples(values, ["P1", "P2"], "counts.tsv")
-    assert list(match_samples(values.loc[["P1"]], ["P1", "P2"], "c").index) == ["P1"]
+def test_samples_of_no_patient_are_left_out_and_listed_or_an_error(tmp_path, caplog):
+    path = write_table(tmp_path / "c.tsv", "gene|S1|X9|S2|X8\nG1|1|2|3|4\nG2|5|6|7|8\n")
+    expr = _read(path)
+    assert list(expr.values.index) == ["S1", "S2"] and expr.left_out == ["X9", "X8"]
+    assert any("2 RNA samples of no patient" in n and "X9" in n for n in expr.notes)
+    assert "match no patient" in caplog.text and "without RNA: S3" in caplog.text
+    with pytest.raises(InputError, match="2 RNA samples match no patient.*X9, X8.*without RNA: "
+                                         "S3.*extra_samples: drop"):
+        _read(path, extra_samples="error")
+
+
+def test_several_samples_of_a_patient_are_named_or_aggregated(tmp_path):
+    rows = write_table(tmp_path / "rows.tsv", "sample|TP53|EGFR\nS1|1|2\nS2|3|4\nS1|5|6\n")
+    with pytest.raises(InputError, match="patient 'S1' has 2 RNA samples \\('S1', 'S1'\\)"):
+        _read(rows)
+    counts = _read(rows, duplicate_samples="aggregate")
+    assert counts.values.loc["S1"].tolist() == [6, 8] and counts.values.shape == (2, 2)
+    assert any("1 patients with several RNA samples combined" in n for n in counts.notes)
+    tpm = _read(rows, kind="tpm", duplicate_samples="aggregate").values
+    assert tpm.loc["S1", "TP53"] == pytest.approx(2 ** ((1 + np.log2(6)) / 2) - 1)
+    z = _read(rows, kind="zscore", duplicate_samples="aggregate").values
+    assert z.loc["S1", "EGFR"] == pytest.approx(4.0) and z.loc["S2", "EGFR"] == 4
+
+
+TCGA = ["TCGA-A1-A0SB", "TCGA-A2-A04P", "TCGA-AO-A12D"]
+
+
+def test_sample_barcodes_are_detected_and_mapped_to_patients(tmp_path):
+    path = write_table(tmp_path / "b.tsv",
+                       "gene|TCGA-A1-A0SB-01A-11R-A144-07|TCGA-A2-A04P-01A-31R-A034-07|"
+                       "TCGA-A2-A04P-01B-11R-A034-07|TCGA-ZZ-ZZZZ-01A\nG1|1|2|3|9\nG2|4|5|6|9\n")
+    with pytest.raises(InputError, match="'TCGA-A1-A0SB-01A-11R-A144-07', patient "
+                                         "'TCGA-A1-A0SB'.*sample barcodes.*"
+                                         "patient_from_sample: tcga"):
+        _read(path, patients=TCGA)
+    with pytest.raises(InputError, match="patient 'TCGA-A2-A04P' has 2 RNA samples"):
+        _read(path, patients=TCGA, patient_from_sample="tcga")
+    expr = _read(path, patients=TCGA, patient_from_sample="tcga", duplicate_samples="aggregate")
+    assert list(expr.values.index) == TCGA[:2] and expr.values.loc[TCGA[1], "G1"] == 5
+    assert expr.left_out == ["TCGA-ZZ-ZZZZ-01A"]
+    mapped = _read(path, patients=TCGA, patient_from_sample=r"^(.+?)-\d\d[A-Z]",
+                   duplicate_samples="aggregate")
+    assert mapped.values.equals(expr.values)
+    with pytest.raises(InputError, match="patient_from_sample.*needs a group"):
+        RnaSource.from_config({"path": "x", "patient_from_sample": "^TCGA"})
+    with pytest.raises(InputError, match="duplicate_samples must be error or aggregate"):
+        RnaSource.from_config({"path": "x", "duplicate_samples": "mean"})
+
+
+def test_ids_that_differ_only_by_case_are_named(tmp_path, caplog):
+    path = write_table(tmp_path / "c.tsv", "gene|s1|s2\nG1|1|2\n")
+    with pytest.raises(InputError, match="upper/lower case.*sample 's1', patient 'S1'"):
+        _read(path)
+    partly = write_table(tmp_path / "p.tsv", "gene|S1|s2\nG1|1|2\n")
+    assert _read(partly).left_out == ["s2"] and "sample 's2', patient 'S2'" in caplog.text
+
+
+@pytest.mark.parametrize("name, sep", [("tabs.csv", "\t"), ("semi.csv", ";"),
+                                       ("commas.txt", ","), ("commas.tsv.gz", ",")])
+def test_the_delimiter_is_detected_whatever_the_extension(tmp_path, name, sep):
+    path = tmp_path / name
+    text = sep.join(["gene", "S1", "S2", "S3"]) + "\n" + sep.join(["G1", "1", "2", "3"]) + "\n"
+    if name.endswith(".gz"):
+        import gzip
+
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    assert _read(path).values["G1"].tolist() == [1, 2, 3]
+
+
+def test_a_one_column_table_says_which_delimiters_were_tried(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("gene S1 S2\nG1 1 2\n")
+    with pytest.raises(InputError, match="one column with tab, comma and semicolon.*'gene S1 S2'"):
+        _read(path)
 
 
 def test_deseq2_matches_r_reference():
     """R DESeq2 1.34.0: estimateSizeFactors and blind parametric VST on PyDESeq2's data."""
     counts = read_expression(RnaSource(str(DESEQ2 / "synthetic_counts.csv"),
-                                       orientation="genes_x_samples"), []).values
+                                       orientation="genes_x_samples"), _SYNTHETIC).values
     vst, sf = deseq2_vst(counts)
     r_sf = pd.read_csv(DESEQ2 / "r_size_factors.csv", index_col=0)["x"]
     r_vst = pd.read_csv(DESEQ2 / "r_vst_blind_parametric.csv", index_col=0).T
@@ -114,7 +190,7 @@ def test_deseq2_matches_r_reference():
 
 def test_vst_fitted_on_training_samples_transforms_the_rest():
     counts = read_expression(RnaSource(str(DESEQ2 / "synthetic_counts.csv"),
-                                       orientation="genes_x_samples"), []).values
+                                       orientation="genes_x_samples"), _SYNTHETIC).values
     train = list(counts.index[:70])
     frozen, sf = deseq2_vst(counts, fit_on=train)
     alone, sf_alone = deseq2_vst(counts.loc[train])

@@ -31,7 +31,7 @@ from histodistill.io import write_parquet, write_tsv
 from histodistill.rna.gene_columns import SEP
 from histodistill.rna.normalise import deseq2_vst, transform
 from histodistill.rna.pathways import usable_gene_sets
-from histodistill.rna.table import RnaSource, match_samples, read_expression
+from histodistill.rna.table import RnaSource, read_expression
 from histodistill.sheets import read_clinical
 from histodistill.splits import read_fold_table
 
@@ -78,7 +78,7 @@ def gene_table(source: RnaSource, clinical_path: str | Path, folds_tsv: str | Pa
                min_size: int = 15, min_fraction: float = 0.25, n_cpus: int = 1) -> None:
     patients = read_clinical(clinical_path).index.tolist()
     expr = read_expression(source, patients)
-    values = match_samples(expr.values, patients, source.path)
+    values = expr.values
     coverage, used = usable_gene_sets(gene_sets_path, values.columns, min_size, None,
                                       min_fraction, source.path)
     pairs = set_columns(used, values.columns)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from histodistill.errors import InputError
 from histodistill.io import write_json, write_parquet, write_tsv
-from histodistill.rna.table import RnaSource, match_samples, read_expression
+from histodistill.rna.table import RnaSource, read_expression
 from histodistill.sheets import read_clinical
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def normalise(source: RnaSource, clinical_path: str | Path, out_parquet: str | P
     clinical = read_clinical(clinical_path)
     patients = clinical.index.tolist()
     expr = read_expression(source, patients)
-    values = match_samples(expr.values, patients, source.path)
+    values = expr.values
     matrix, size_factors = transform(values, expr.kind, n_cpus=n_cpus)
     matrix.index.name = "patient"
     matrix.columns.name = "gene"
@@ -152,7 +152,7 @@ def normalise(source: RnaSource, clinical_path: str | Path, out_parquet: str | P
     write_json(out_summary, {
         "path": str(source.path), "kind": expr.kind, "n_patients": len(patients),
         "n_with_rna": len(values), "patients_without_rna": without,
-        "n_genes": matrix.shape[1], "notes": expr.notes,
+        "n_genes": matrix.shape[1], "samples_left_out": expr.left_out, "notes": expr.notes,
         "transform": {"counts": "DESeq2 size factors + blind parametric VST",
                       "tpm": "log2(x + 1)", "fpkm": "log2(x + 1)", "log2": "as given",
                       "zscore": "as given"}[expr.kind]})
