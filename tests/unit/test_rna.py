@@ -12,7 +12,7 @@ from conftest import HALLMARK, REPO, TEST_DATA, shared_file, write_table
 from histodistill.errors import InputError
 from histodistill.rna.gmt import read_gene_sets, read_gmt
 from histodistill.rna.normalise import deseq2_vst, normalise
-from histodistill.rna.pathways import pathway_scores, score_pathways
+from histodistill.rna.pathways import pathway_scores, score_pathways, usable_gene_sets
 from histodistill.rna.table import RnaSource, read_expression
 
 DESEQ2 = TEST_DATA / "deseq2"
@@ -299,6 +299,34 @@ def test_gene_set_files(tmp_path):
     assert len(reactome) == 2694 and all(reactome.values())
     families = read_gene_sets(write_table(tmp_path / "f.tsv", "Onco|TSG\nMYC|TP53\nKRAS|\n"))
     assert families == {"Onco": ["MYC", "KRAS"], "TSG": ["TP53"]}
+
+
+def test_a_small_panel_keeps_large_sets_and_says_what_it_drops(tmp_path, caplog):
+    """A 2,000-gene panel's view of Hallmark: sets with >= enough_genes present are scored
+    whatever their share; those dropped for their share are listed with the setting that
+    would keep them."""
+    caplog.set_level("INFO")
+    sets = read_gmt(HALLMARK)
+    rng = np.random.default_rng(0)
+    universe = sorted({g for genes in sets.values() for g in genes})
+    panel = pd.Index(rng.choice(universe, size=len(universe) // 5, replace=False))
+    emt = sets["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION"]
+    panel = panel.difference(emt).append(pd.Index(emt[:40]))  # 40 of 200: 20%
+    coverage, used = usable_gene_sets(HALLMARK, panel, 15, 500, 0.25, "panel.tsv")
+    row = coverage.set_index("gene_set").loc["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION"]
+    assert row["n_found"] == 40 and row["fraction_found"] < 0.25 and row["used"]
+    assert "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION" in used
+    strict, _ = usable_gene_sets(HALLMARK, panel, 15, 500, 0.25, "panel.tsv", enough_genes=500)
+    assert not strict.set_index("gene_set").loc["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",
+                                                "used"]
+    by_share = strict.loc[strict["dropped_because"] == "under 25% of its genes present"]
+    assert len(by_share) and (by_share["n_found"] >= 15).all()
+    assert f"{len(by_share)} sets have enough genes" in caplog.text
+    lowest = np.floor(100 * by_share["fraction_found"].min()) / 100
+    assert f"rna.min_fraction: {lowest:.2f} would score them" in caplog.text
+    assert f"{int(coverage['used'].sum())} of 50 gene sets of" in caplog.text
+    kept, _ = usable_gene_sets(HALLMARK, panel, 15, 500, float(lowest), "p", enough_genes=500)
+    assert kept["used"].sum() == strict["used"].sum() + len(by_share)
 
 
 @pytest.mark.realdata

@@ -46,6 +46,7 @@ rule score_pathways:
         min_size=config["rna"]["min_size"],
         max_size=config["rna"]["max_size"],
         min_fraction=config["rna"]["min_fraction"],
+        enough_genes=config["rna"]["enough_genes"],
         code=CODE["score_pathways"],
     benchmark:
         "results/{cohort}/benchmarks/score_pathways_{geneset}.tsv"
@@ -74,6 +75,7 @@ rule gene_table:
         source=rna_source,
         min_size=config["rna"]["min_size"],
         min_fraction=config["rna"]["min_fraction"],
+        enough_genes=config["rna"]["enough_genes"],
         code=CODE["gene_table"],
     benchmark:
         "results/{cohort}/benchmarks/gene_table_{geneset}.tsv"

@@ -9,4 +9,5 @@ with rule_context(snakemake.log[0], snakemake.threads):
     gene_table(RnaSource.from_config(snakemake.params.source), snakemake.input.clinical,
                snakemake.input.folds, snakemake.input.gene_sets, snakemake.output.genes,
                snakemake.output.coverage, min_size=snakemake.params.min_size,
-               min_fraction=snakemake.params.min_fraction, n_cpus=snakemake.threads)
+               min_fraction=snakemake.params.min_fraction,
+               enough_genes=snakemake.params.enough_genes, n_cpus=snakemake.threads)

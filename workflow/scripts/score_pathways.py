@@ -9,5 +9,6 @@ with rule_context(snakemake.log[0], snakemake.threads):
                    snakemake.input.clinical, snakemake.output.scores, snakemake.output.coverage,
                    snakemake.output.heatmap, method=snakemake.params.method,
                    min_size=snakemake.params.min_size, max_size=snakemake.params.max_size,
-                   min_fraction=snakemake.params.min_fraction, threads=snakemake.threads,
+                   min_fraction=snakemake.params.min_fraction,
+                   enough_genes=snakemake.params.enough_genes, threads=snakemake.threads,
                    folds_tsv=snakemake.input.get("folds"))

@@ -25,7 +25,7 @@ from histodistill.models.catalog import CATALOG, with_teachers
 from histodistill.provenance import versions
 from histodistill.report.privileged import n_comparisons, privileged_rows
 from histodistill.report.tables import comparison_table, fmt, model_table, tuning_table
-from histodistill.rna.pathways import load_scores
+from histodistill.rna.pathways import fraction_advice, load_scores
 from histodistill.sheets import read_clinical, read_samples
 from histodistill.training.task import Task
 
@@ -320,8 +320,9 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         rna_qc_png=data_uri(rna_qc_png), heatmap_png=data_uri(heatmap_png),
         rna=rna,
         genesets_used=int(coverage["used"].sum()), genesets_total=len(coverage),
-        genesets_dropped=[f"{r.gene_set} ({r.n_found}/{r.n_genes} genes)"
+        genesets_dropped=[f"{r.gene_set} ({r.n_found}/{r.n_genes} genes: {r.dropped_because})"
                           for r in coverage.loc[~coverage["used"]].itertuples()],
+        genesets_advice=fraction_advice(coverage),
         slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, ""),
                  "status": "failed: " + failed[s] if s in failed else "ok"}
                 for s in sorted(slides)],

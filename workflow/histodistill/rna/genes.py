@@ -30,7 +30,7 @@ from histodistill.errors import InputError
 from histodistill.io import write_parquet, write_tsv
 from histodistill.rna.gene_columns import SEP
 from histodistill.rna.normalise import deseq2_vst, transform
-from histodistill.rna.pathways import usable_gene_sets
+from histodistill.rna.pathways import ENOUGH_GENES, usable_gene_sets
 from histodistill.rna.table import RnaSource, read_expression
 from histodistill.sheets import read_clinical
 from histodistill.splits import read_fold_table
@@ -75,12 +75,13 @@ def gene_values_by_fold(values: pd.DataFrame, kind: str, pairs: list[tuple[str, 
 
 def gene_table(source: RnaSource, clinical_path: str | Path, folds_tsv: str | Path,
                gene_sets_path: str | Path, out_parquet: str | Path, out_coverage: str | Path,
-               min_size: int = 15, min_fraction: float = 0.25, n_cpus: int = 1) -> None:
+               min_size: int = 15, min_fraction: float = 0.25, n_cpus: int = 1,
+               enough_genes: int = ENOUGH_GENES) -> None:
     patients = read_clinical(clinical_path).index.tolist()
     expr = read_expression(source, patients)
     values = expr.values
     coverage, used = usable_gene_sets(gene_sets_path, values.columns, min_size, None,
-                                      min_fraction, source.path)
+                                      min_fraction, source.path, enough_genes)
     pairs = set_columns(used, values.columns)
     table = gene_values_by_fold(values, expr.kind, pairs, read_fold_table(folds_tsv), n_cpus)
     log.info("%d gene columns in %d sets, %d folds", table.shape[1], len(used),

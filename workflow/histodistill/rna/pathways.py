@@ -34,37 +34,68 @@ log = logging.getLogger(__name__)
 Method = Literal["ssgsea", "gsva"]
 
 
+ENOUGH_GENES = 30
+"""Default ``rna.enough_genes``: a set with this many genes present is scored whatever share
+of its list they are (``min_fraction`` guards sets that only a few genes would represent)."""
+
+
 def gene_set_coverage(gene_sets: dict[str, list[str]], genes: pd.Index, min_size: int,
-                      max_size: int, min_fraction: float = 0.0) -> pd.DataFrame:
-    """Per gene set: genes listed, genes found in the table, the fraction, and whether it is
-    scored (``min_size <= found <= max_size`` and ``found / listed >= min_fraction``)."""
+                      max_size: int, min_fraction: float = 0.0,
+                      enough_genes: int = ENOUGH_GENES) -> pd.DataFrame:
+    """Per gene set: genes listed, genes found in the table, the fraction, whether it is
+    scored and why not: ``min_size <= found <= max_size`` and (``found / listed >=
+    min_fraction`` or ``found >= enough_genes``)."""
     present = set(genes)
     rows = []
     for name, members in gene_sets.items():
         found = sum(g in present for g in members)
         fraction = found / len(members)
+        if found < min_size:
+            reason = f"fewer than {min_size} genes present"
+        elif found > max_size:
+            reason = f"more than {max_size} genes present"
+        elif fraction < min_fraction and found < enough_genes:
+            reason = f"under {min_fraction:.0%} of its genes present"
+        else:
+            reason = ""
         rows.append({"gene_set": name, "n_genes": len(members), "n_found": found,
-                     "fraction_found": fraction,
-                     "used": min_size <= found <= max_size and fraction >= min_fraction})
+                     "fraction_found": fraction, "used": not reason, "dropped_because": reason})
     return pd.DataFrame(rows)
 
 
+def fraction_advice(coverage: pd.DataFrame) -> str:
+    """What ``rna.min_fraction`` would score the sets dropped only by it, or ''."""
+    reasons = coverage.get("dropped_because", pd.Series("", index=coverage.index))
+    by_fraction = coverage.loc[reasons.fillna("").astype(str).str.startswith("under ")]
+    if by_fraction.empty:
+        return ""
+    lowest = np.floor(100 * by_fraction["fraction_found"].min()) / 100
+    return (f"{len(by_fraction)} sets have enough genes for scoring but under "
+            f"rna.min_fraction of their list (a small gene panel?); rna.min_fraction: "
+            f"{lowest:.2f} would score them (or lower rna.enough_genes)")
+
+
 def usable_gene_sets(gene_sets_path: str | Path, genes: pd.Index, min_size: int,
-                     max_size: int | None, min_fraction: float, table: object
+                     max_size: int | None, min_fraction: float, table: object,
+                     enough_genes: int = ENOUGH_GENES
                      ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """The collection's coverage table and its usable sets ({name: genes}, file order); the
-    dropped ones are logged, and no usable set is an error naming both files. ``max_size``
+    """The collection's coverage table and its usable sets ({name: genes}, file order); how
+    many are kept, which are dropped and why, and the setting that would keep those dropped
+    for their share are logged; no usable set is an error naming both files. ``max_size``
     None: no upper limit."""
     gene_sets = read_gene_sets(gene_sets_path)
     upper = np.iinfo(np.int64).max if max_size is None else max_size
-    coverage = gene_set_coverage(gene_sets, genes, min_size, upper, min_fraction)
+    coverage = gene_set_coverage(gene_sets, genes, min_size, upper, min_fraction, enough_genes)
     dropped = coverage.loc[~coverage["used"]]
+    log.info("%d of %d gene sets of %s are scored on the %d genes of %s",
+             int(coverage["used"].sum()), len(coverage), gene_sets_path, len(genes), table)
     if len(dropped):
-        size = f"fewer than {min_size}" + ("" if max_size is None else f" or more than {max_size}")
-        log.warning("%d of %d gene sets are dropped (%s genes present, or under %.0f%% of their "
-                    "genes found): %s", len(dropped), len(gene_sets), size, 100 * min_fraction,
-                    ", ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes})"
-                              for r in dropped.head(10).itertuples()))
+        log.warning("%d of %d gene sets are dropped: %s", len(dropped), len(gene_sets),
+                    "; ".join(f"{r.gene_set} ({r.n_found}/{r.n_genes}: {r.dropped_because})"
+                              for r in dropped.itertuples()))
+        advice = fraction_advice(coverage)
+        if advice:
+            log.warning("%s", advice)
     kept = set(coverage.loc[coverage["used"], "gene_set"])
     if not kept:
         raise InputError(f"no gene set of {gene_sets_path} has >= {min_size} genes in "
@@ -139,10 +170,11 @@ def score_pathways(normalised_parquet: str | Path, gene_sets_path: str | Path,
                    clinical_path: str | Path, out_parquet: str | Path, out_coverage: str | Path,
                    out_heatmap: str | Path, method: Method = "ssgsea", min_size: int = 15,
                    max_size: int = 500, min_fraction: float = 0.25, threads: int = 1,
-                   seed: int = 0, folds_tsv: str | Path | None = None) -> None:
+                   seed: int = 0, folds_tsv: str | Path | None = None,
+                   enough_genes: int = ENOUGH_GENES) -> None:
     expr = pd.read_parquet(normalised_parquet)
     coverage, used = usable_gene_sets(gene_sets_path, expr.columns, min_size, max_size,
-                                      min_fraction, normalised_parquet)
+                                      min_fraction, normalised_parquet, enough_genes)
     if method == "gsva":
         if folds_tsv is None:
             raise InputError("GSVA is fitted per fold and needs the fold table")
