@@ -2,8 +2,10 @@
 
 * cap every thread pool (OpenMP, OpenBLAS, MKL) at the job's ``threads``, so that jobs
   running side by side do not each spin up a pool per core;
-* put workflow/ first on sys.path, so the script imports this checkout's histodistill
-  package (in any conda env, installed or not).
+* put this checkout's workflow/ first on sys.path, always, so the script imports this
+  checkout's histodistill package (in any conda env, installed or not) - even when an
+  editable install of another checkout, or Snakemake's own path additions, put another copy
+  (or this one, further back) on the path first.
 
 Snakemake runs a rule script as ``__main__`` with a global ``snakemake`` object, and adds this
 folder to sys.path.
@@ -19,5 +21,9 @@ if _job is not None:
         os.environ[_var] = str(max(1, int(_job.threads)))
 
 _WORKFLOW = str(Path(__file__).resolve().parents[1])
-if _WORKFLOW not in sys.path:
-    sys.path.insert(0, _WORKFLOW)
+sys.path[:] = [_WORKFLOW, *(p for p in sys.path if p != _WORKFLOW)]
+_loaded = sys.modules.get("histodistill")
+if _loaded is not None and not str(Path(_loaded.__file__).resolve()).startswith(_WORKFLOW + os.sep):
+    raise ImportError(f"histodistill was imported from {_loaded.__file__} before this "
+                      f"checkout's {_WORKFLOW} could be put first; import _bootstrap before "
+                      "anything else in a rule script")
