@@ -25,6 +25,14 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/deploy.smk"
 
 
+onsuccess:
+    print_excluded_slides()
+
+
+onerror:
+    print_excluded_slides()
+
+
 rule all:
     input:
         all_targets(),

@@ -49,7 +49,10 @@ def test_samples_paths_relative_to_sheet_and_mpp(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("patient|slide|path\nA|s1|s1.svs\nA|s1|s1.svs\n", "slide IDs must be unique"),
-    ("patient|slide|path\nA|s1|missing.svs\n", "line 2: slide 's1' file .* does not exist"),
+    ("patient|slide|path\nA|s1|missing.svs\n",
+     "1 slide files do not exist.*line 2: slide 's1' file .*missing.svs.*exclude too"),
+    ("patient|slide|path\nA|s1|a.svs\nA|s2|s1.svs\nA|s3|b.svs\n",
+     "2 slide files do not exist.*line 2: slide 's1'.*a.svs; line 4: slide 's3'.*b.svs"),
     ("patient|slide|path\nZ|s1|s1.svs\n", "patients missing from the clinical sheet.*Z"),
     ("patient|slide|path|mpp\nA|s1|s1.svs|abc\n", "line 2: mpp 'abc'"),
     ("patient|slide|path\nA|s/1|s1.svs\n", "letters, digits"),

@@ -12,7 +12,7 @@ from histodistill.errors import SlideError
 from histodistill.features.extract import SlideJob, extract_slides
 from histodistill.training.data import usable_slides
 from histodistill.wsi.segmentation import SegmentationParams, segment_slide
-from histodistill.wsi.status import h5_status
+from histodistill.wsi.status import excluded_slides, failure_summary, h5_status
 from histodistill.wsi.tiling import TilingParams, tile_slide
 from histodistill.wsi.write import write_pyramidal_tiff
 
@@ -69,3 +69,25 @@ def test_bad_on_error_value_is_refused(tmp_path):
     with pytest.raises(Exception, match="on_slide_error must be"):
         segment_slide(tmp_path / "x.tiff", "x", tmp_path / "g", tmp_path / "p",
                       SegmentationParams(), on_error="skip")
+
+
+def test_the_end_of_run_summary_lists_each_excluded_slide_once(tmp_path):
+    def h5(name, **attrs):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        with h5py.File(path, "w") as f:
+            f.attrs.update(attrs)
+        return path
+
+    failed = {"status": "failed", "reason": "format not recognised"}
+    files = {"c1": [h5("patches/good.h5", status="ok"), h5("patches/bad.h5", **failed),
+                    tmp_path / "patches" / "not_yet.h5", h5("features/bad.h5", **failed)],
+             "c2": [h5("features/late.h5", **failed)]}
+    excluded = excluded_slides(files)
+    assert excluded == [("c1", "bad", "format not recognised"),
+                        ("c2", "late", "format not recognised")]
+    text = failure_summary(excluded)
+    assert text.startswith("histodistill: 2 slides FAILED") and "c1/bad: format" in text
+    assert failure_summary([]) == ""
+    many = failure_summary([("c", f"s{i}", "x") for i in range(25)], limit=20)
+    assert "... and 5 more" in many and "c/s19" in many and "c/s20" not in many

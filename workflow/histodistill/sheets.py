@@ -107,16 +107,23 @@ def read_samples(path: str | Path, patients: list[str] | None = None,
             i = int(np.argmax(bad))
             raise InputError(f"{path}, line {i + 2}: mpp {df['mpp'].iloc[i]!r} is not a number")
     slides: dict[str, Slide] = {}
+    missing = []
     for i, row in enumerate(df.itertuples(index=False)):
         slide_path = Path(row.path)
         if not slide_path.is_absolute():
             slide_path = path.parent / slide_path
         if check_files and not slide_path.exists():
-            raise InputError(f"{path}, line {i + 2}: slide {row.slide!r} file {slide_path} "
-                             "does not exist (relative paths are read from the sheet's folder)")
+            missing.append(f"line {i + 2}: slide {row.slide!r} file {slide_path}")
         value = float(mpp.iloc[i])
         slides[row.slide] = Slide(row.slide, row.patient, slide_path,
                                   None if np.isnan(value) else value)
+    if missing:
+        raise InputError(
+            f"{path}: {len(missing)} slide files do not exist (relative paths are read from the "
+            f"sheet's folder): {'; '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}. "
+            "Snakemake plans every job from files that exist, so a missing file stops the run "
+            "before any job starts, under wsi.on_slide_error: exclude too; fix the paths or "
+            "remove those rows")
     if patients is not None:
         known = set(patients)
         orphans = sorted({s.patient for s in slides.values()} - known)

@@ -25,6 +25,7 @@ from histodistill.sheets import read_clinical, read_samples  # noqa: E402
 from histodistill.training.privileged import Privileged  # noqa: E402
 from histodistill.training.task import Task  # noqa: E402
 from histodistill.training.tuning import NOT_TUNABLE, TuneParams  # noqa: E402
+from histodistill.wsi.status import excluded_slides, failure_summary  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -256,6 +257,22 @@ def demo_spec(wc):
 
 def feature_files(cohort):
     return [f"results/{cohort}/features/{EXTRACTOR}/{s}.h5" for s in slide_ids(cohort)]
+
+
+def print_excluded_slides():
+    """At the end of a run (onsuccess/onerror): the slides excluded under
+    wsi.on_slide_error: exclude, with their reasons, on the terminal."""
+    if config["wsi"]["on_slide_error"] != "exclude":
+        return
+    files = {c: [p for s in slide_ids(c) for p in (f"results/{c}/patches/{s}.h5",
+                                                   f"results/{c}/features/{EXTRACTOR}/{s}.h5")]
+             for c in COHORTS}
+    try:
+        summary = failure_summary(excluded_slides(files))
+    except ImportError as exc:  # h5py absent from Snakemake's own environment (--use-conda)
+        summary = f"histodistill: excluded slides not listed here ({exc}); see the reports"
+    if summary:
+        print(summary, file=sys.stderr)
 
 
 def feature_index(cohort):

@@ -245,14 +245,15 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
             tiles[sid] = f["features"].shape[0]
             extractors.add((str(f.attrs["extractor"]), str(f.attrs["weights_source"]),
                             str(f.attrs["weights_sha256"])))
-            if bool(f.attrs["random_weights"]):
-                random_slides.append(sid)
             if str(f.attrs.get("status", "ok")) != "ok":
                 failed[sid] = str(f.attrs.get("reason", ""))
+            elif bool(f.attrs["random_weights"]):  # only slides actually encoded count
+                random_slides.append(sid)
     warnings = []
     if random_slides:
         warnings.append(
-            f"features of {len(random_slides)} of {len(tiles)} slides were computed with "
+            f"features of {len(random_slides)} of {len(tiles) - len(failed)} encoded slides "
+            "were computed with "
             "RANDOMLY INITIALISED encoder weights (demo/test mode). The metrics below show that "
             "the pipeline runs; they say nothing about a pathology foundation model.")
     if failed:

@@ -88,3 +88,34 @@ def upstream_failure(slide_id: str, path: object, status: object, reason: object
 
 def failed_attrs(slide_id: str, reason: str) -> dict[str, Any]:
     return {"slide_id": slide_id, "status": FAILED, "reason": reason}
+
+
+def excluded_slides(files: dict[str, list[str | Path]]) -> list[tuple[str, str, str]]:
+    """(cohort, slide, reason) of every slide whose patches or features h5 records a failure;
+    ``files``: cohort -> the per-slide h5 files to look at (those not written yet are skipped).
+    The slide ID is the file name's stem."""
+    out, seen = [], set()
+    for cohort, paths in files.items():
+        for path in map(Path, paths):
+            if (cohort, path.stem) in seen or not path.is_file():
+                continue
+            try:
+                status, reason = h5_status(path)
+            except OSError:  # being written, or damaged: the job that owns it reports it
+                continue
+            if status == FAILED:
+                seen.add((cohort, path.stem))
+                out.append((cohort, path.stem, reason))
+    return out
+
+
+def failure_summary(excluded: list[tuple[str, str, str]], limit: int = 20) -> str:
+    """The lines printed at the end of a run about the slides left out, or ''."""
+    if not excluded:
+        return ""
+    lines = [f"histodistill: {len(excluded)} slides FAILED and were excluded "
+             "(wsi.on_slide_error: exclude); the reports list them:"]
+    lines += [f"  {cohort}/{slide}: {reason}" for cohort, slide, reason in excluded[:limit]]
+    if len(excluded) > limit:
+        lines.append(f"  ... and {len(excluded) - limit} more")
+    return "\n".join(lines)
