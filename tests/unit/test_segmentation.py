@@ -12,7 +12,16 @@ from conftest import TEST_DATA
 from histodistill.demo.tissue import paint_slide
 from histodistill.errors import SlideError
 from histodistill.wsi.geojson import Polygon, rasterize, read_geojson
-from histodistill.wsi.segmentation import SegmentationParams, segment_slide, tissue_mask
+from histodistill.wsi.segmentation import (
+    HOLE_RGB,
+    OUTLINE_RGB,
+    QC_MAX_PX,
+    SegmentationParams,
+    qc_mpp,
+    segment_slide,
+    tissue_mask,
+)
+from histodistill.wsi.slide import SlideInfo
 from histodistill.wsi.write import write_pyramidal_tiff
 
 
@@ -51,8 +60,15 @@ def test_geojson_has_polygon_with_hole_and_drops_specks(tmp_path):
     expected_mm2 = np.pi * (800**2 - 250**2) * 0.5**2 / 1e6
     assert summary["tissue_mm2"] == pytest.approx(expected_mm2, rel=0.05)
     assert summary["n_holes"] == 1
-    qc = cv2.imread(str(tmp_path / "qc.png"))
-    assert qc is not None and qc.shape[:2] == (128, 128)
+    # the QC image of this 1 mm "biopsy" is drawn at level 0 (2,048 px), not the 8 um/px
+    # mask thumbnail (128 px), with a yellow outline and a cyan hole on black halos
+    qc = cv2.cvtColor(cv2.imread(str(tmp_path / "qc.png")), cv2.COLOR_BGR2RGB)
+    assert qc.shape[:2] == (2048, 2048)
+    yellow = np.all(qc == OUTLINE_RGB, axis=-1)
+    cyan = np.all(qc == HOLE_RGB, axis=-1)
+    assert yellow.sum() > 2 * np.pi * 800 and cyan.sum() > 2 * np.pi * 250
+    ys, xs = np.nonzero(cyan)
+    assert np.hypot(xs - 1024, ys - 1024).mean() == pytest.approx(250, abs=8)
     polys, props = read_geojson(tmp_path / "t.geojson")
     assert props["slide"] == "donut" and len(polys[0].holes) == 1
 
@@ -187,3 +203,27 @@ def test_bubble_filter_leaves_real_tiles_alone():
             with_filter = tissue_mask(small, mpp, SegmentationParams())
             without = tissue_mask(small, mpp, SegmentationParams(bubble_filter=False))
             assert (with_filter == without).all(), (path.name, mpp)
+
+
+def test_qc_resolution_fits_the_long_side_and_never_beats_level_0():
+    def info(w, h, mpp):
+        return SlideInfo("s", "s.svs", mpp, "metadata", (w, h), ((w, h),), (1.0,), "x")
+
+    assert qc_mpp(info(3000, 2000, 0.5)) == pytest.approx(0.5 * 3000 / QC_MAX_PX)  # a biopsy
+    assert qc_mpp(info(1000, 800, 0.25)) == 0.25  # smaller than the QC image: level 0
+    assert qc_mpp(info(100_000, 80_000, 0.25)) > 8.0  # a resection: the mask thumbnail serves
+
+
+@pytest.mark.parametrize("ink", [(40, 170, 90), (40, 60, 170), (25, 25, 30)])
+def test_qc_outline_stays_visible_over_ink(ink):
+    """The outline drawn across a field of green, blue or black ink is yellow (up to
+    anti-aliasing) and far from the ink's colour."""
+    from histodistill.wsi.geojson import Polygon as Poly
+    from histodistill.wsi.segmentation import draw_qc
+
+    field = np.zeros((200, 200, 3), np.uint8)
+    field[:] = ink
+    square = Poly(np.array([[50, 50], [150, 50], [150, 150], [50, 150]], float))
+    line = draw_qc(field, [square], (1.0, 1.0))[100, 44:57].astype(int)  # across an edge
+    assert np.abs(line - np.array(OUTLINE_RGB)).max(axis=1).min() < 40
+    assert np.abs(line - np.array(ink)).sum(axis=1).max() > 250

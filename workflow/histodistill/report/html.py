@@ -20,6 +20,7 @@ import yaml
 
 from histodistill import __version__
 from histodistill.deploy.construction import CONSTRUCTION, THRESHOLD_RULE
+from histodistill.errors import InputError
 from histodistill.io import write_text
 from histodistill.models.catalog import CATALOG, with_teachers
 from histodistill.provenance import versions
@@ -37,6 +38,25 @@ DISTRIBUTIONS = ("snakemake", "torch", "timm", "openslide-python", "openslide-bi
 def data_uri(image: str | Path) -> str:
     mime = "image/jpeg" if Path(image).suffix.lower() in (".jpg", ".jpeg") else "image/png"
     return f"data:{mime};base64," + base64.b64encode(Path(image).read_bytes()).decode("ascii")
+
+
+def preview_uri(image: str | Path, max_px: int = 720) -> str:
+    """A JPEG preview of a large image (a slide's QC image) for embedding: at most
+    ``max_px`` on its long side, so six slides do not make the report tens of MB."""
+    import cv2
+
+    bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"cannot read the QC image {image}; re-run segment_and_tile")
+    factor = max(bgr.shape[:2]) / max_px
+    if factor > 1:
+        bgr = cv2.resize(bgr, (max(1, round(bgr.shape[1] / factor)),
+                               max(1, round(bgr.shape[0] / factor))),
+                         interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise InputError(f"cannot encode a preview of {image}")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def _fmt(v: Any) -> str:
@@ -327,7 +347,7 @@ def build_report(cohort: str, cfg: dict[str, Any], metrics_tsv: str | Path,
         slides=[{"slide": s, "patient": slides[s].patient, "tiles": tiles.get(s, ""),
                  "status": "failed: " + failed[s] if s in failed else "ok"}
                 for s in sorted(slides)],
-        tissue_qc={s: data_uri(p) for s, p in tissue_qc_pngs.items()},
+        tissue_qc={s: preview_uri(p) for s, p in tissue_qc_pngs.items()},
         methods=methods_text(cfg, ext_note, rna["kind"]),
         config_yaml=yaml.safe_dump(cfg, sort_keys=False),
     )

@@ -45,7 +45,7 @@ import numpy as np
 from histodistill.errors import SlideError
 from histodistill.io import atomic_path
 from histodistill.wsi.geojson import Polygon, write_geojson
-from histodistill.wsi.slide import open_slide, read_scaled
+from histodistill.wsi.slide import SlideInfo, open_slide, read_scaled
 from histodistill.wsi.status import (
     FAILED,
     OK,
@@ -207,26 +207,42 @@ def mask_to_polygons(mask: np.ndarray, mpp: float, scale: tuple[float, float],
     return polygons
 
 
+QC_MAX_PX = 2048
+"""Long side of the tissue QC image: the slide is rendered at the finest resolution that fits
+(never finer than level 0), from the pyramid, so a small biopsy is as legible as a resection."""
+OUTLINE_RGB = (255, 225, 0)  # tissue outline: yellow, on a black halo ...
+HOLE_RGB = (0, 235, 255)  # ... holes: cyan; both stay visible over H&E and blue/green/black ink
+HALO_RGB = (0, 0, 0)
+
+
 def draw_qc(rgb: np.ndarray, polygons: list[Polygon], scale: tuple[float, float],
             tiles: np.ndarray | None = None, tile_size: float = 0.0) -> np.ndarray:
-    """Thumbnail with tissue outlines (green), holes (blue) and, optionally, the tile grid."""
+    """Image with tissue outlines (yellow) and holes (cyan), each on a black halo so that
+    ink of any colour does not hide it, and, optionally, the tile grid."""
     qc = rgb.copy()
     inv = np.array([1.0 / scale[0], 1.0 / scale[1]])
-    thickness = max(1, round(max(qc.shape) / 500))
+    thickness = max(1, round(max(qc.shape) / 700))
     if tiles is not None and len(tiles):
         for x, y in (tiles * inv).astype(int):
             x1, y1 = int(x + tile_size * inv[0]), int(y + tile_size * inv[1])
             cv2.rectangle(qc, (int(x), int(y)), (x1, y1), (255, 160, 0), 1)
-    for poly in polygons:
-        cv2.polylines(qc, [(poly.exterior * inv).astype(np.int32)], True, (0, 170, 60), thickness)
-        for hole in poly.holes:
-            cv2.polylines(qc, [(hole * inv).astype(np.int32)], True, (30, 60, 220), thickness)
+    lines = [((p.exterior * inv).astype(np.int32), OUTLINE_RGB) for p in polygons]
+    lines += [((h * inv).astype(np.int32), HOLE_RGB) for p in polygons for h in p.holes]
+    for line, _ in lines:
+        cv2.polylines(qc, [line], True, HALO_RGB, thickness + 2, cv2.LINE_AA)
+    for line, colour in lines:
+        cv2.polylines(qc, [line], True, colour, thickness, cv2.LINE_AA)
     return qc
 
 
-def _qc_thumbnail(thumb: np.ndarray, scale: tuple[float, float], max_px: int = 2048
+def qc_mpp(info: SlideInfo, max_px: int = QC_MAX_PX) -> float:
+    """The resolution of the QC image: the long side fits ``max_px``, never finer than level 0."""
+    return max(float(info.mpp), float(info.mpp) * max(info.dimensions) / max_px)
+
+
+def _qc_thumbnail(thumb: np.ndarray, scale: tuple[float, float], max_px: int = QC_MAX_PX
                   ) -> tuple[np.ndarray, tuple[float, float]]:
-    """The thumbnail reduced to at most ``max_px`` on its long side for the QC image."""
+    """The image reduced to at most ``max_px`` on its long side for the QC image."""
     factor = max(thumb.shape[:2]) / max_px
     if factor <= 1:
         return thumb, scale
@@ -266,6 +282,9 @@ def _segment(slide_path: str | Path, slide_id: str, out_geojson: str | Path,
     slide, info = open_slide(slide_path, slide_id, mpp_override)
     with slide:
         thumb = read_scaled(slide, info, params.thumbnail_mpp)
+        # finer than the mask's thumbnail when the slide is small enough (a biopsy)
+        fine = (read_scaled(slide, info, qc_mpp(info))
+                if qc_mpp(info) < params.thumbnail_mpp * 0.9 else None)
     scale = (info.dimensions[0] / thumb.shape[1], info.dimensions[1] / thumb.shape[0])
     thumb_mpp = float(info.mpp * np.mean(scale))
     mask = tissue_mask(thumb, thumb_mpp, params)
@@ -280,7 +299,11 @@ def _segment(slide_path: str | Path, slide_id: str, out_geojson: str | Path,
                "thumbnail_mpp": round(thumb_mpp, 4)}
     write_geojson(out_geojson, polygons, slide_id,
                   {**summary, "mpp_source": info.mpp_source, "params": asdict(params)})
-    qc, qc_scale = _qc_thumbnail(thumb, scale)
+    if fine is not None:
+        qc, qc_scale = _qc_thumbnail(fine, (info.dimensions[0] / fine.shape[1],
+                                            info.dimensions[1] / fine.shape[0]))
+    else:
+        qc, qc_scale = _qc_thumbnail(thumb, scale)
     write_png(out_qc_png, draw_qc(qc, polygons, qc_scale))
     log.info("%s: %d tissue components, %.3f mm^2", slide_id, len(polygons), tissue_mm2)
     return summary
