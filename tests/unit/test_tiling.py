@@ -50,8 +50,13 @@ def test_physical_patch_size_and_level(tmp_path, mpp, size0, level):
     with h5py.File(tmp_path / "p.h5") as f:
         coords = f["coords"][:]
         a = dict(f["coords"].attrs)
-    assert n == (3072 // size0) * (2048 // size0) == len(coords)
+    # whole tiles, plus the partial edge tiles that are at least half inside the slide
+    nx, ny = (side // size0 + (side % size0 >= size0 / 2) for side in (3072, 2048))
+    assert n == nx * ny == len(coords)
     assert (coords % size0 == 0).all()
+    whole = tile_slide(slide, "s", geo, tmp_path / "w.h5",
+                       TilingParams(112.0, 112, 0.5, pad_edges=False))
+    assert whole == (3072 // size0) * (2048 // size0)
     assert a["patch_size_level0"] == size0 and a["patch_level"] == level
     assert a["patch_size"] == 112 and a["patch_size_um"] == 112.0
     assert a["patch_size_at_level"] == size0 // int(np.asarray(a["downsample"])[0])
@@ -84,3 +89,40 @@ def test_no_tissue_tile_is_a_clear_error(tmp_path):
     with pytest.raises(SlideError, match="'s'.*no tile of 112.0 um"):
         tile_slide(slide, "s", geo, tmp_path / "p.h5", TilingParams(112.0, 112, 0.5))
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_edge_tiles_are_read_padded_with_white(tmp_path):
+    """A slide of 1.5 tiles: the right half-tile is kept and read with white beyond the edge."""
+    import openslide
+
+    from histodistill.features.tiles import SlideTiles, read_tile
+    from histodistill.wsi.tiling import read_geometry
+
+    path = tmp_path / "s.tiff"
+    write_pyramidal_tiff(path, np.full((224, 336, 3), (180, 90, 150), np.uint8), 0.5)
+    geo = _square_geojson(tmp_path / "t.geojson", 0, 0, 336, 224)
+    assert tile_slide(path, "s", geo, tmp_path / "p.h5", TilingParams(112.0, 112, 0.5)) == 2
+    with h5py.File(tmp_path / "p.h5") as f:
+        coords, frac, geom = f["coords"][:], f["tissue_fraction"][:], read_geometry(f)
+    assert coords.tolist() == [[0, 0], [224, 0]] and frac[1] == pytest.approx(0.5)
+    with openslide.OpenSlide(str(path)) as slide:
+        tile = read_tile(slide, SlideTiles("s", str(path), coords, geom), 1)  # (3, 112, 112)
+    inside = np.abs(tile[:, :, :55].astype(int) - np.array([180, 90, 150])[:, None, None])
+    assert inside.max() < 40  # the slide's colour, up to JPEG
+    assert (tile[:, :, 57:] == 255).all()  # beyond the edge: white
+
+
+def test_coarse_scans_warn_then_are_refused_unless_allowed(tmp_path, caplog):
+    geo = _square_geojson(tmp_path / "t.geojson", 0, 0, 512, 512)
+    slide = _slide(tmp_path, 1.5, size=(512, 512))  # 1 um/px tiles from a 1.5 um/px scan
+    assert tile_slide(slide, "s", geo, tmp_path / "p.h5", TilingParams(112.0, 112, 0.5)) > 0
+    assert "1.5x coarser than the tiles' 1 um/px" in caplog.text
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert f.attrs["upsample_factor"] == pytest.approx(1.5)
+    coarse = _slide(tmp_path, 4.0, size=(512, 512))
+    with pytest.raises(SlideError, match="4x coarser.*upsampled 4x.*max_upsample: 4"):
+        tile_slide(coarse, "s", geo, tmp_path / "c.h5", TilingParams(112.0, 112, 0.5))
+    assert tile_slide(coarse, "s", geo, tmp_path / "c.h5",
+                      TilingParams(112.0, 112, 0.5, max_upsample=4.0)) > 0
+    with pytest.raises(ValueError, match="max_upsample must be >= 1"):
+        TilingParams(max_upsample=0.5)

@@ -5,6 +5,17 @@ at ``patch_um / patch_px`` um/px. It is read from the coarsest pyramid level at 
 resolution and resized. Coordinates are the level-0 top-left corners of a non-overlapping grid
 anchored at (0, 0); a tile is kept when its tissue fraction >= ``min_tissue_fraction``.
 
+* **Edge tiles** (``pad_edges``, default on): the grid covers the whole slide, so the partial
+  tiles of the right and bottom strips are kept when they pass the tissue threshold (the part
+  outside the slide counts as no tissue) and are read padded with white, as OpenSlide returns
+  the area beyond the slide transparent and :func:`~histodistill.wsi.slide.rgba_to_rgb` puts it
+  on white. Off, only whole tiles are kept.
+* **Coarse scans**: a tile read at a finer resolution than the scan's is upsampled - pixels
+  interpolated, detail not resolved. Above ``UPSAMPLE_WARN`` (1.1x) the slide's log warns and
+  the h5 records ``upsample_factor``; above ``max_upsample`` (default 2x: a 10x scan for 20x
+  tiles) the slide is refused (a per-slide error, which ``on_slide_error: exclude`` excludes)
+  unless the user raises ``max_upsample``.
+
 h5 layout (``patches/{slide}.h5``)::
 
     coords           (N, 2) int64, level-0 (x, y) of each tile's top-left corner
@@ -41,6 +52,7 @@ from histodistill.wsi.status import (
 log = logging.getLogger(__name__)
 
 MASK_PX_PER_TILE = 16  # tissue fraction is measured on a 16 x 16 raster of each tile
+UPSAMPLE_WARN = 1.1  # a scan this much coarser than the tiles is warned about
 
 
 @dataclass(frozen=True)
@@ -48,12 +60,16 @@ class TilingParams:
     patch_um: float = 112.0
     patch_px: int = 112
     min_tissue_fraction: float = 0.5
+    pad_edges: bool = True
+    max_upsample: float = 2.0
 
     def __post_init__(self) -> None:
         if self.patch_um <= 0 or self.patch_px <= 0:
             raise ValueError("tiling: patch_um and patch_px must be positive")
         if not 0.0 <= self.min_tissue_fraction <= 1.0:
             raise ValueError("tiling: min_tissue_fraction must be in [0, 1]")
+        if self.max_upsample < 1.0:
+            raise ValueError("tiling: max_upsample must be >= 1 (1 = never upsample)")
 
     @property
     def target_mpp(self) -> float:
@@ -87,15 +103,22 @@ class TileGeometry:
 
 def grid_tissue_fraction(mask: np.ndarray, nx: int, ny: int, k: int = MASK_PX_PER_TILE
                          ) -> np.ndarray:
-    """(ny, nx) tissue fraction of each grid cell of a mask drawn at k mask px per tile."""
-    block = mask[: ny * k, : nx * k].astype(np.float32)
+    """(ny, nx) tissue fraction of each grid cell of a mask drawn at k mask px per tile; cells
+    that reach past the mask count the part outside as no tissue."""
+    block = np.zeros((ny * k, nx * k), np.float32)
+    inside = mask[: ny * k, : nx * k]
+    block[: inside.shape[0], : inside.shape[1]] = inside
     return block.reshape(ny, k, nx, k).mean(axis=(1, 3))
 
 
 def tile_coords(polygons_mask: np.ndarray, dims: tuple[int, int], size0: int,
-                min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Level-0 top-left coords (N, 2) and tissue fractions (N,) of kept tiles, row-major."""
-    nx, ny = dims[0] // size0, dims[1] // size0
+                min_fraction: float, pad_edges: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Level-0 top-left coords (N, 2) and tissue fractions (N,) of kept tiles, row-major;
+    with ``pad_edges`` the partial tiles at the right and bottom edges are candidates too."""
+    if pad_edges:
+        nx, ny = -(-dims[0] // size0), -(-dims[1] // size0)
+    else:
+        nx, ny = dims[0] // size0, dims[1] // size0
     frac = grid_tissue_fraction(polygons_mask, nx, ny)
     keep = frac >= min_fraction if min_fraction > 0 else frac > 0
     iy, ix = np.nonzero(keep)
@@ -178,19 +201,37 @@ def _tile(slide_path: str | Path, slide_id: str, polygons: list[Polygon],
     slide, info = open_slide(slide_path, slide_id, mpp_override)
     slide.close()
     geom = TileGeometry.for_slide(info, params)
+    upsample = check_upsample(info, params)
     scale = geom.patch_size_level0 / MASK_PX_PER_TILE
     shape = (int(np.ceil(info.dimensions[1] / scale)), int(np.ceil(info.dimensions[0] / scale)))
     mask = rasterize(polygons, shape, scale)
     coords, fraction = tile_coords(mask, info.dimensions, geom.patch_size_level0,
-                                   params.min_tissue_fraction)
+                                   params.min_tissue_fraction, params.pad_edges)
     if len(coords) == 0:
         raise SlideError(slide_id, slide_path, f"no tile of {params.patch_um} um has a tissue "
                          f"fraction >= {params.min_tissue_fraction}; check the tissue QC image "
                          "or lower tiling.min_tissue_fraction")
-    write_coords_h5(out_h5, coords, fraction, info, geom, params)
+    write_coords_h5(out_h5, coords, fraction, info, geom, params, upsample)
     log.info("%s: %d tiles of %d level-0 px (read at level %d, downsample %.3g)", slide_id,
              len(coords), geom.patch_size_level0, geom.patch_level, geom.downsample)
     return len(coords)
+
+
+def check_upsample(info: SlideInfo, params: TilingParams) -> float:
+    """How many times a tile is upsampled from the scan (1 when it is not); warns above
+    ``UPSAMPLE_WARN`` and refuses the slide above ``params.max_upsample``."""
+    factor = max(1.0, float(info.mpp) / params.target_mpp)
+    if factor > params.max_upsample * (1 + 1e-6):
+        raise SlideError(info.slide_id, info.path, (
+            f"scanned at {info.mpp:g} um/px ({info.mpp_source}), {factor:.2g}x coarser than the "
+            f"tiles' {params.target_mpp:g} um/px: every tile would be upsampled {factor:.2g}x, "
+            "interpolated rather than resolved. Check the mpp (the sheet's mpp column wins), "
+            f"use coarser tiles, or accept it with wsi.tiling.max_upsample: {factor:.3g}"))
+    if factor > UPSAMPLE_WARN:
+        log.warning("%s: scanned at %g um/px, %.2gx coarser than the tiles' %g um/px; tiles "
+                    "are upsampled %.2gx (wsi.tiling.max_upsample: %g)", info.slide_id,
+                    info.mpp, factor, params.target_mpp, factor, params.max_upsample)
+    return factor
 
 
 def write_failed_h5(path: str | Path, slide_id: str, reason: str,
@@ -223,13 +264,14 @@ def coords_attrs(info: SlideInfo, geom: TileGeometry) -> dict[str, Any]:
 
 
 def write_coords_h5(path: str | Path, coords: np.ndarray, fraction: np.ndarray,
-                    info: SlideInfo, geom: TileGeometry, params: TilingParams) -> None:
+                    info: SlideInfo, geom: TileGeometry, params: TilingParams,
+                    upsample_factor: float = 1.0) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset("coords", data=coords)
         ds.attrs.update(coords_attrs(info, geom))
         f.create_dataset("tissue_fraction", data=fraction)
         f.attrs.update({"slide_id": info.slide_id, "slide_path": info.path, "status": OK,
-                        "mpp_source": info.mpp_source,
+                        "mpp_source": info.mpp_source, "upsample_factor": upsample_factor,
                         **{f"tiling_{k}": v for k, v in asdict(params).items()}})
 
 
