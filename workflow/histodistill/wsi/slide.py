@@ -11,6 +11,7 @@ import openslide
 
 from histodistill.errors import SlideError
 from histodistill.units import MicronsPerPixel
+from histodistill.wsi.diagnose import diagnose
 
 MPP_RANGE = (0.1, 10.0)  # outside this, the metadata (or the sheet) is almost surely wrong
 
@@ -49,12 +50,10 @@ def open_slide(path: str | Path, slide_id: str, mpp_override: float | None = Non
     try:
         slide = openslide.OpenSlide(str(path))
     except openslide.OpenSlideUnsupportedFormatError:
-        raise SlideError(slide_id, path, "format not recognised by OpenSlide (supported: Aperio "
-                         "SVS, generic tiled TIFF, Hamamatsu, MIRAX, Philips, DICOM, Leica, "
-                         "Ventana, Sakura, Zeiss)") from None
+        raise SlideError(slide_id, path, diagnose(path)) from None
     except openslide.OpenSlideError as exc:
-        raise SlideError(slide_id, path, f"OpenSlide cannot read the file ({exc}); it may be "
-                         "corrupt or truncated - re-export or re-copy it") from None
+        raise SlideError(slide_id, path, f"OpenSlide cannot read the file ({exc}): "
+                         f"{diagnose(path)}") from None
     source = "sheet"
     mpp = mpp_override
     if mpp is None or (isinstance(mpp, float) and math.isnan(mpp)):
