@@ -277,14 +277,17 @@ def test_normalise_and_score_recover_planted_programmes(tiny_cohort, tmp_path):
 def test_tpm_and_zscore_tables_skip_deseq2(tmp_path):
     rng = np.random.default_rng(0)
     genes = [g for g in read_gmt(HALLMARK)["HALLMARK_HYPOXIA"]][:120]
-    tpm = pd.DataFrame(rng.gamma(1.0, 20.0, (len(genes), 3)), index=genes, columns=PATIENTS)
+    tpm = pd.DataFrame(rng.gamma(1.0, 20.0, (len(genes), 4)), index=genes,
+                       columns=[*PATIENTS, "EXTRA-1"])
     tpm.to_csv(tmp_path / "tpm.csv")
     write_table(tmp_path / "clin.tsv", "patient|time|event\nS1|3|1\nS2|5|0\nS3|7|1\n")
     normalise(RnaSource(str(tmp_path / "tpm.csv"), kind="tpm"), tmp_path / "clin.tsv",
               tmp_path / "n.parquet", tmp_path / "s.tsv", tmp_path / "s.json", tmp_path / "q.png")
     out = pd.read_parquet(tmp_path / "n.parquet")
-    np.testing.assert_allclose(out.to_numpy(), np.log2(tpm.T.to_numpy() + 1))
-    assert json.loads((tmp_path / "s.json").read_text())["transform"] == "log2(x + 1)"
+    np.testing.assert_allclose(out.to_numpy(), np.log2(tpm[PATIENTS].T.to_numpy() + 1))
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["transform"] == "log2(x + 1)" and summary["samples_left_out"] == ["EXTRA-1"]
+    assert any("EXTRA-1" in note for note in summary["notes"])  # the report lists the notes
 
 
 def test_gene_set_files(tmp_path):
