@@ -5,8 +5,9 @@ from histodistill.features.extract import SlideJob, extract_slides
 from histodistill.runtime import rule_context
 
 cfg = snakemake.params.features
-# on_slide_error and num_workers are read from the config, not passed as params: changing
-# them must not re-run the slides that succeeded (their outputs do not depend on them).
+# on_slide_error, num_workers and tile_reader are read from the config, not passed as params:
+# changing them must not re-run the slides that succeeded (their outputs do not depend on
+# them; both tile readers give the same pixels).
 with rule_context(snakemake.log[0], snakemake.threads):
     jobs = [SlideJob(*paths) for paths in zip(snakemake.params.slides, snakemake.input.slides,
                                               snakemake.input.patches, snakemake.output,
@@ -16,4 +17,5 @@ with rule_context(snakemake.log[0], snakemake.threads):
                    workers=snakemake.config["features"]["num_workers"], device=cfg["device"],
                    precision=cfg["precision"], compile_model=cfg["compile"],
                    code_version=snakemake.params.code,
-                   on_error=snakemake.config["wsi"]["on_slide_error"])
+                   on_error=snakemake.config["wsi"]["on_slide_error"],
+                   tile_reader=snakemake.config["features"]["tile_reader"])

@@ -16,7 +16,8 @@ Feature h5 (``features/{extractor}/{slide}.h5``)::
     coords    (N, 2) int64 level-0 (x, y), with the tiling attributes copied from patches/
     attrs     extractor, arch, dim, weights_sha256, weights_source, random_weights, precision,
               code_version, torch/timm versions, slide_id, status ("ok" | "failed"), reason,
-              features_sha256 (of the two arrays as written), reuse_key (features.reuse)
+              features_sha256 (of the two arrays as written), reuse_key (features.reuse),
+              tile_reader ("tiff-jpeg": the stored JPEG tiles, or "openslide")
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from histodistill.errors import HistodistillError, InputError, SlideError
 from histodistill.features.factory import LoadedExtractor, build_extractor
 from histodistill.features.reuse import ReuseStore, file_identity
 from histodistill.features.rows import feature_chunks
-from histodistill.features.tiles import SlideTiles, TileBatches
+from histodistill.features.tiles import SlideTiles, TileBatches, choose_reader
 from histodistill.io import atomic_path
 from histodistill.provenance import versions
 from histodistill.wsi.status import OK, check_on_error, guarded, h5_status, upstream_failure
@@ -145,7 +146,8 @@ def _attrs(ext: LoadedExtractor, runner: Runner, code_version: str) -> dict[str,
     }
 
 
-def _read_patches(job: SlideJob, ext: LoadedExtractor) -> SlideTiles:
+def _read_patches(job: SlideJob, ext: LoadedExtractor, tile_reader: str = "auto"
+                  ) -> SlideTiles:
     with h5py.File(job.patches_h5, "r") as src:
         coords = src["coords"][:]
         geom = read_geometry(src)
@@ -155,15 +157,19 @@ def _read_patches(job: SlideJob, ext: LoadedExtractor) -> SlideTiles:
         raise InputError(f"extractor {spec.name!r} expects {spec.input_px} px tiles but "
                          f"{job.patches_h5} has {geom.patch_px} px; set wsi.tiling.patch_px: "
                          f"{spec.input_px} (and patch_um for the model's {spec.mpp} um/px)")
-    return SlideTiles(job.slide_id, job.slide_path, coords, geom, coord_attrs)
+    tiles = SlideTiles(job.slide_id, job.slide_path, coords, geom, coord_attrs)
+    return replace(tiles, reader=choose_reader(tiles, tile_reader))
 
 
 def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
                    seed: int = 0, batch_size: int = 64, workers: int | str = 0,
                    device: str = "auto", precision: str = "auto", compile_model: bool = False,
-                   code_version: str = "", on_error: str = "stop") -> dict[str, int]:
+                   code_version: str = "", on_error: str = "stop", tile_reader: str = "auto"
+                   ) -> dict[str, int]:
     """Extract features for many slides with one model load; returns tiles per slide (0 for
     a slide that failed, here or in an earlier step, under ``on_error="exclude"``).
+    ``tile_reader``: ``auto`` reads a slide's stored JPEG tiles where that gives OpenSlide's
+    pixels (features/jpeg_tiles.py), ``openslide`` always reads through OpenSlide.
 
     Slides whose result from an earlier run is still valid are restored from the reuse store
     (``features.reuse``); when every slide is, the model is not even loaded."""
@@ -191,7 +197,7 @@ def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | N
             todo, upstream, store, partial(build_extractor, extractor, weights, seed),
             partial(Runner, device=torch_device, precision=precision,
                     compile_model=compile_model, batch_size=batch_size),
-            reader_count(workers, torch_device), code_version, mode))
+            reader_count(workers, torch_device), code_version, mode, tile_reader))
     return {job.slide_id: counts[job.slide_id] for job in jobs}
 
 
@@ -211,7 +217,7 @@ def reader_count(workers: int | str, device: torch.device) -> int:
 def _compute(todo: list[SlideJob], upstream: list[tuple[SlideJob, SlideError]],
              store: ReuseStore, load: Callable[[], LoadedExtractor],
              make_runner: Callable[[LoadedExtractor], Runner], workers: int,
-             code_version: str, mode: str) -> dict[str, int]:
+             code_version: str, mode: str, tile_reader: str = "auto") -> dict[str, int]:
     """Load the model once; write failed files for upstream failures, features for ``todo``."""
     ext = load()
     runner = make_runner(ext)
@@ -225,7 +231,7 @@ def _compute(todo: list[SlideJob], upstream: list[tuple[SlideJob, SlideError]],
 
     counts = {job.slide_id: guarded(mode, lambda: 0, lambda e, j=job: failed(j, e), failure)
               for job, failure in upstream}
-    ready = [(job, _read_patches(job, ext)) for job in todo]
+    ready = [(job, _read_patches(job, ext, tile_reader)) for job in todo]
 
     def unreadable(job: SlideJob, exc: SlideError) -> int:
         return guarded(mode, partial(_raise, exc), lambda e: failed(job, e))
@@ -255,7 +261,8 @@ def _stream(ready: list[tuple[SlideJob, SlideTiles]], runner: Runner, workers: i
             job, tiles = ready[k]
             key = store.key(job.slide_id, job.slide_path, job.patches_h5)
             writers[k] = FeatureWriter(tiles, job.out_h5, dim,
-                                       {**attrs, "slide_id": job.slide_id, "reuse_key": key},
+                                       {**attrs, "slide_id": job.slide_id, "reuse_key": key,
+                                        "tile_reader": tiles.reader},
                                        on_close=partial(store.keep, job.out_h5))
         return writers[k]
 
