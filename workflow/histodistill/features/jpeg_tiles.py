@@ -107,6 +107,7 @@ class JpegTileReader:
         self._fd = os.open(level.path, os.O_RDONLY)
         self._cache: OrderedDict[int, np.ndarray | None] = OrderedDict()
         self._cache_tiles = cache_tiles
+        self._free: list[np.ndarray] = []
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -120,7 +121,8 @@ class JpegTileReader:
         self.close()
 
     def stored_tile(self, index: int) -> np.ndarray | None:
-        """Stored tile ``index`` decoded (tile_h, tile_w, 3), or None for a missing tile."""
+        """Stored tile ``index`` decoded (tile_h, tile_w, 3), or None for a missing tile. The
+        array belongs to the cache and is overwritten once evicted: copy what you keep."""
         import imagecodecs
 
         if index in self._cache:
@@ -132,18 +134,23 @@ class JpegTileReader:
             data = os.pread(self._fd, lv.counts[index], lv.offsets[index])
             if len(data) != lv.counts[index]:
                 raise OSError(f"{lv.path}: tile {index} is cut short (file truncated?)")
+            # decode into the buffer of the tile evicted last: fresh 200 kB arrays would
+            # each be a new memory mapping, whose page faults cost as much as the decode
+            buffer = self._free.pop() if self._free else None
             tile = imagecodecs.jpeg8_decode(data, tables=lv.tables, colorspace=lv.colorspace,
-                                            outcolorspace=lv.outcolorspace)
-            tile.setflags(write=False)  # cached and shared: never written
+                                            outcolorspace=lv.outcolorspace, out=buffer)
         self._cache[index] = tile
         if len(self._cache) > self._cache_tiles:
-            self._cache.popitem(last=False)
+            _, old = self._cache.popitem(last=False)
+            if old is not None and old.shape == (lv.tile_h, lv.tile_w, 3):
+                self._free.append(old)
         return tile
 
     def region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """(h, w, 3) uint8 RGB at level coordinates (x, y); white beyond the image and where
         a stored tile is missing, as OpenSlide's transparent pixels put on white. A region
-        that is one whole stored tile is that tile's decoded array, not a copy: read only."""
+        that is one whole stored tile is the cache's array itself, valid until the next read:
+        copy what you keep."""
         lv = self.level
         if (w == lv.tile_w and h == lv.tile_h and x % w == 0 and y % h == 0
                 and x + w <= lv.width and y + h <= lv.height):  # one whole stored tile

@@ -67,7 +67,8 @@ def open_source(tiles: SlideTiles) -> openslide.OpenSlide | JpegTileReader:
 def read_tile(source: openslide.OpenSlide | JpegTileReader, tiles: SlideTiles, i: int
               ) -> np.ndarray:
     """Tile ``i`` as uint8 (3, patch_px, patch_px): read at the pyramid level chosen by the
-    tiling step, resized to patch_px (area interpolation when shrinking)."""
+    tiling step, resized to patch_px (area interpolation when shrinking). It may be a view of
+    the reader's cache, valid until the reader's next read: copy it to keep it."""
     x, y = (int(v) for v in tiles.coords[i])
     g = tiles.geom
     size = g.patch_size_at_level
@@ -144,7 +145,10 @@ class TileBatches(Dataset[tuple[int, int, "torch.Tensor | str"]]):
         tiles = self.slides[k]
         try:
             slide = self._slide(k)
-            batch = np.stack([read_tile(slide, tiles, j) for j in range(start, stop)])
+            px = tiles.geom.patch_px
+            batch = np.empty((stop - start, 3, px, px), np.uint8)
+            for j in range(start, stop):
+                batch[j - start] = read_tile(slide, tiles, j)  # copied before the next read
         except SlideError as exc:
             return k, start, exc.reason
         return k, start, torch.from_numpy(batch)
