@@ -27,7 +27,7 @@ def test_excluded_slide_gets_failed_outputs_at_every_step(tmp_path, kind):
     slide = tmp_path / f"{kind}.tiff"
     if kind == "corrupt":
         slide.write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing else
-        reason = "OpenSlide"
+        reason = "no image directory"
     else:
         write_pyramidal_tiff(slide, np.full((512, 512, 3), 245, np.uint8), mpp=0.5)
         reason = "no tissue found"

@@ -1,11 +1,12 @@
 """Tiles of TIFF-based slides with JPEG tiles, decoded straight from the file's tile bytes.
 
-OpenSlide's ``read_region`` costs about 3x the JPEG decode itself (benchmarks/RESULTS.md,
-"Tile reading"). For the formats where it is safe, the extraction reader instead reads the
-stored tiles' bytes with ``os.pread`` and decodes them with libjpeg-turbo (imagecodecs), with
-the colour handling OpenSlide applies: the TIFF's shared JPEG tables (tag 347), YCbCr data
-converted to RGB, and RGB-coded JPEG (Aperio SVS, no JFIF marker) left as RGB. Decoded stored
-tiles are kept in a small LRU cache, since neighbouring patches share them.
+OpenSlide's ``read_region`` is several times slower than the JPEG decode itself (measured in
+benchmarks/RESULTS.md, "Tile reading"). For the formats where it is safe, the extraction
+reader instead reads the stored tiles' bytes with ``os.pread`` and decodes them with
+libjpeg-turbo (imagecodecs), with the colour handling OpenSlide applies: the TIFF's shared JPEG
+tables (tag 347), YCbCr data converted to RGB, and RGB-coded JPEG (Aperio SVS, no JFIF marker)
+left as RGB. Decoded stored tiles are kept in a small LRU cache, since neighbouring patches
+share them.
 
 It is used only when every condition below holds, checked once per slide; anything else reads
 through OpenSlide (the fallback for JPEG 2000, MIRAX, NDPI, DICOM, Philips, ...):
@@ -134,8 +135,8 @@ class JpegTileReader:
             data = os.pread(self._fd, lv.counts[index], lv.offsets[index])
             if len(data) != lv.counts[index]:
                 raise OSError(f"{lv.path}: tile {index} is cut short (file truncated?)")
-            # decode into the buffer of the tile evicted last: fresh 200 kB arrays would
-            # each be a new memory mapping, whose page faults cost as much as the decode
+            # decode into the buffer of the tile evicted last: a fresh 200 kB array per
+            # tile would be a new memory mapping (and its page faults) every time
             buffer = self._free.pop() if self._free else None
             tile = imagecodecs.jpeg8_decode(data, tables=lv.tables, colorspace=lv.colorspace,
                                             outcolorspace=lv.outcolorspace, out=buffer)
