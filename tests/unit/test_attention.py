@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from histodistill.errors import InputError
-from histodistill.evaluation.attention import select_patients, write_attention
-from histodistill.evaluation.group_summary import reconstruction_by_patient, summarise_ghanet
+from histodistill.evaluation.attention import attention, select_patients
+from histodistill.evaluation.group_summary import ghanet_summary, reconstruction_by_patient
 from histodistill.evaluation.heatmaps import percentile
-from histodistill.evaluation.pathway_summary import summarise_mope
+from histodistill.evaluation.pathway_summary import mope_summary
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_percentile_ranks_within_the_slide():
 def test_attention_maps_images_and_geojson(tiny_pipeline, trained, tmp_path, model, extra):
     p = tiny_pipeline
     out = tmp_path / model
-    index = write_attention(model, trained[model], p["samples"], p["features"], out, 1)
+    index = attention(model, trained[model], p["samples"], p["features"], out, 1)
     assert sorted(set(index["group"])) == ["high", "low"]
     preds = pd.concat([pd.read_csv(f, sep="\t") for f in trained[model]], ignore_index=True)
     test = preds[preds["role"] == "test"]
@@ -75,13 +75,13 @@ def test_changed_model_is_an_error_and_leaves_no_folder(tiny_pipeline, trained, 
     preds.to_csv(tampered / "predictions.tsv", sep="\t", index=False)
     out = tmp_path / "maps"
     with pytest.raises(InputError, match="re-run train"):
-        write_attention("ghanet", [str(tampered / "predictions.tsv")], p["samples"],
+        attention("ghanet", [str(tampered / "predictions.tsv")], p["samples"],
                         p["features"], out, 1)
     assert not out.exists() and not list(tmp_path.glob(".maps.tmp-*"))
 
 
 def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
-    table = summarise_mope(trained["mope"], tmp_path / "mope.tsv", tmp_path / "mope.png",
+    table = mope_summary(trained["mope"], tmp_path / "mope.tsv", tmp_path / "mope.png",
                            trained["mope_teacher"])
     metas = [json.loads(Path(f).with_name("meta.json").read_text()) for f in trained["mope"]]
     assert sorted(table["pathway"]) == sorted(metas[0]["pathways"])
@@ -98,7 +98,7 @@ def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
     assert first["teacher_usage_mean"] == pytest.approx(
         teacher[f"usage:{first['pathway']}"].mean())
     with pytest.raises(InputError, match="no usage"):
-        summarise_mope(trained["mope"], tmp_path / "m.tsv", tmp_path / "m.png",
+        mope_summary(trained["mope"], tmp_path / "m.tsv", tmp_path / "m.png",
                        trained["wsi_abmil"])
 
 
@@ -112,7 +112,7 @@ def test_ghanet_groups_reconstructed_on_test_patients_only(tiny_pipeline, traine
         test = set(preds.loc[preds["role"] == "test", "patient"])
         assert set(per_patient.loc[per_patient["fold"] == fold, "patient"]) <= test
     assert per_patient["cosine"].between(-1, 1).all() and (per_patient["mse"] >= 0).all()
-    table = summarise_ghanet(*args, tmp_path / "g.tsv", tmp_path / "g.png")
+    table = ghanet_summary(*args, tmp_path / "g.tsv", tmp_path / "g.png")
     meta = json.loads(Path(trained["ghanet"][0]).with_name("meta.json").read_text())
     first = table[(table["fold"] == meta["fold"]) & (table["group"] == 1)].iloc[0]
     assert first["members"] == ", ".join(meta["pathways"][i]

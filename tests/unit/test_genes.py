@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from histodistill.errors import InputError
-from histodistill.evaluation.group_summary import summarise_ghanet
+from histodistill.evaluation.group_summary import ghanet_summary
 from histodistill.rna.gene_columns import column_groups
 from histodistill.rna.genes import gene_table, gene_values_by_fold, set_columns
 from histodistill.rna.normalise import deseq2_vst
@@ -114,7 +114,7 @@ def test_ghanet_on_gene_families(tiny_pipeline, genes_of_tiny, tmp_path):
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["structure"]["groups"] == [list(range(30)), list(range(30, 60))]
     assert meta["pathways"] == list(fold0.columns)
-    table = summarise_ghanet([tmp_path / "predictions.tsv"], p["clinical"], p["samples"],
+    table = ghanet_summary([tmp_path / "predictions.tsv"], p["clinical"], p["samples"],
                              p["features"], path, tmp_path / "groups.tsv", tmp_path / "g.png")
     assert table["members"].tolist() == ["Tumour suppressors (30 genes)", "Cytokines (30 genes)"]
     assert table["n_patients"].gt(0).all()

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from histodistill.evaluation.attention import write_attention
+from histodistill.evaluation.attention import attention
 from histodistill.evaluation.evaluate import EvalParams, evaluate_cohort
-from histodistill.evaluation.group_summary import summarise_ghanet
-from histodistill.evaluation.pathway_summary import summarise_mope
+from histodistill.evaluation.group_summary import ghanet_summary
+from histodistill.evaluation.pathway_summary import mope_summary
 from histodistill.report.html import build_report
 
 MODELS = ("wsi_abmil", "ghanet", "mope", "wsi_meanpool", "ghanet_permuted")
@@ -29,13 +29,13 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
     km = {m: str(out / f"km_{m}.png") for m in MODELS}
     evaluate_cohort(preds, out / "metrics.tsv", out / "cindex.png", km,
                     EvalParams(n_bootstrap=20, horizons=(20.0,)))
-    attention = []
+    attention_dirs = []
     for m in MODELS:
-        write_attention(m, preds[m], p["samples"], p["features"], out / "attention" / m, 1)
-        attention.append(out / "attention" / m)
-    summarise_mope(preds["mope"], out / "mope.tsv", out / "mope.png",
+        attention(m, preds[m], p["samples"], p["features"], out / "attention" / m, 1)
+        attention_dirs.append(out / "attention" / m)
+    mope_summary(preds["mope"], out / "mope.tsv", out / "mope.png",
                    tiny_models["mope_teacher"])
-    summarise_ghanet(preds["ghanet"], p["clinical"], p["samples"], p["features"],
+    ghanet_summary(preds["ghanet"], p["clinical"], p["samples"], p["features"],
                      p["pathways"], out / "ghanet.tsv", out / "ghanet.png")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     defaults = {"wsi": {"segmentation": {"thumbnail_mpp": 8.0, "glass_margin": 15,
@@ -51,7 +51,7 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
                  p["rna_summary"], p["heatmap"], p["coverage"],
                  p["samples"], p["clinical"], p["pathways"], p["features"],
                  dict(list(p["tissue_qc"].items())[:2]), list(MODELS), html_path,
-                 attention_dirs=attention, mope=(out / "mope.png", out / "mope.tsv"),
+                 attention_dirs=attention_dirs, mope=(out / "mope.png", out / "mope.tsv"),
                  ghanet=(out / "ghanet.png", out / "ghanet.tsv"),
                  metas=[f.replace("predictions.tsv", "meta.json") for m in MODELS
                         for f in preds[m]])

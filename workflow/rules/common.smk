@@ -400,6 +400,12 @@ def scaled_mem(base_mb):
 # What a profile sets for the rule family extract_features (set-resources / set-threads)
 # applies to every shard rule; Snakemake itself matches those settings by exact rule name.
 # Snakemake has parsed them already: each is passed on as written (an expression stays one).
+# The feature shards are generated rules (extract_features_{cohort}_{k}), but a profile's
+# set-threads / set-resources name the family, extract_features. Snakemake has no public API
+# that gives a rule the settings made for another name, so the shards read them from
+# workflow.resource_settings (overwrite_threads, overwrite_resources: dicts by rule name, values
+# possibly wrapped with their text in .raw). Tested with Snakemake 9.27 (pinned in
+# pyproject.toml) by tests/workflow/test_slurm.py and the shard tests; check it on an upgrade.
 def _as_written(value):
     return getattr(value, "raw", value)
 

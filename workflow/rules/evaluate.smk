@@ -62,7 +62,7 @@ rule attention:
         ),
     params:
         n_patients=config["evaluate"]["attention_patients"],
-        code=CODE["draw_attention"],
+        code=CODE["attention"],
     wildcard_constraints:
         cohort=_alternatives(TRAINED),
         model="|".join(ATTENTION_MODELS) or "none",
@@ -77,7 +77,7 @@ rule attention:
     conda:
         "../../envs/attention.yaml"
     script:
-        "../scripts/draw_attention.py"
+        "../scripts/attention.py"
 
 
 rule mope_summary:
@@ -94,7 +94,7 @@ rule mope_summary:
             subcategory="{cohort}",
         ),
     params:
-        code=CODE["summarise_mope"],
+        code=CODE["mope_summary"],
     benchmark:
         "results/{cohort}/benchmarks/mope_summary.tsv"
     log:
@@ -106,7 +106,7 @@ rule mope_summary:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/summarise_mope.py"
+        "../scripts/mope_summary.py"
 
 
 rule ghanet_summary:
@@ -130,7 +130,7 @@ rule ghanet_summary:
             subcategory="{cohort}",
         ),
     params:
-        code=CODE["summarise_ghanet"],
+        code=CODE["ghanet_summary"],
     benchmark:
         "results/{cohort}/benchmarks/ghanet_summary.tsv"
     log:
@@ -142,7 +142,7 @@ rule ghanet_summary:
     conda:
         "../../envs/attention.yaml"
     script:
-        "../scripts/summarise_ghanet.py"
+        "../scripts/ghanet_summary.py"
 
 
 rule report:

@@ -1,3 +1,4 @@
+# rule extract_features (one generated rule per shard: extract_features_<cohort>_<k>)
 # Feature extraction runs in shards: features.slides_per_job consecutive sample-sheet rows
 # per job, so the model is loaded (and compiled) once per shard, while every slide keeps its
 # own feature file. One job per shard needs one rule per shard (a job's outputs are fixed by

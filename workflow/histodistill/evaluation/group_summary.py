@@ -86,7 +86,7 @@ def _named(members: list[str]) -> list[str]:
     return members
 
 
-def summarise_ghanet(prediction_files: list[str | Path], clinical_tsv: str | Path,
+def ghanet_summary(prediction_files: list[str | Path], clinical_tsv: str | Path,
                      samples_tsv: str | Path, feature_h5s: list[str],
                      pathways_parquet: str | Path, out_tsv: str | Path, out_png: str | Path
                      ) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def plot_mope(table: pd.DataFrame, out_png: str | Path) -> None:
     plt.close(fig)
 
 
-def summarise_mope(prediction_files: list[str | Path], out_tsv: str | Path,
+def mope_summary(prediction_files: list[str | Path], out_tsv: str | Path,
                    out_png: str | Path, teacher_files: list[str | Path] | None = None
                    ) -> pd.DataFrame:
     table = mope_table(prediction_files, teacher_files)

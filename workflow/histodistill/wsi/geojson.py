@@ -60,8 +60,8 @@ def read_geojson(path: str | Path) -> tuple[list[Polygon], dict[str, object]]:
                 arrays = [np.asarray(r, dtype=np.float64)[:-1] for r in rings]
                 polygons.append(Polygon(arrays[0], arrays[1:]))
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputError(f"{path}: not a tissue GeoJSON written by segment_tissue ({exc}); "
-                         "delete it so that segment_tissue runs again") from None
+        raise InputError(f"{path}: not a tissue GeoJSON written by segment_and_tile ({exc}); "
+                         "delete it so that segment_and_tile runs again") from None
     return polygons, dict(doc.get("properties", {}))
 
 

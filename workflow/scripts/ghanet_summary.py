@@ -2,10 +2,10 @@
 
 import _bootstrap  # noqa: F401
 from histodistill.features.index import feature_paths
-from histodistill.evaluation.group_summary import summarise_ghanet
+from histodistill.evaluation.group_summary import ghanet_summary
 from histodistill.runtime import rule_context
 
 inp = snakemake.input
 with rule_context(snakemake.log[0], snakemake.threads):
-    summarise_ghanet(list(inp.predictions), inp.clinical, inp.samples, feature_paths(inp.features),
-                     inp.pathways, snakemake.output.tsv, snakemake.output.png)
+    ghanet_summary(list(inp.predictions), inp.clinical, inp.samples, feature_paths(inp.features),
+                   inp.pathways, snakemake.output.tsv, snakemake.output.png)
