@@ -3,7 +3,7 @@
     python benchmarks/evaluation_speed.py --patients 40 400 1000
 
 Synthetic 5-fold out-of-fold predictions with 4-interval survival curves and meta.json beside
-each fold, as the train rule writes them; times ``evaluate_cohort`` for one model plus the
+each fold, as the train rule writes them; times ``evaluate`` for one model plus the
 reference (so the paired comparison is included), in one process.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from histodistill.evaluation.evaluate import EvalParams, evaluate_cohort
+from histodistill.evaluation.evaluate import EvalParams, evaluate
 
 
 def write_model(root: Path, model: str, n: int, rng: np.random.Generator) -> list[str]:
@@ -58,12 +58,12 @@ def main() -> None:
             preds = {m: write_model(root, m, n, rng) for m in ("wsi_abmil", "student")}
             km = {m: str(root / f"km_{m}.png") for m in preds}
             start = time.perf_counter()
-            evaluate_cohort({"student": preds["student"]}, root / "one.tsv", root / "c1.png",
-                            {"student": km["student"]}, EvalParams(n_bootstrap=args.bootstrap))
+            evaluate({"student": preds["student"]}, root / "one.tsv", root / "c1.png",
+                     {"student": km["student"]}, EvalParams(n_bootstrap=args.bootstrap))
             one = time.perf_counter() - start
             start = time.perf_counter()
-            evaluate_cohort(preds, root / "m.tsv", root / "c.png", km,
-                            EvalParams(n_bootstrap=args.bootstrap))
+            evaluate(preds, root / "m.tsv", root / "c.png", km,
+                     EvalParams(n_bootstrap=args.bootstrap))
             both = time.perf_counter() - start
         print(f"| {n} | {one:.1f} (two models with the comparison: {both:.1f}) |")
 

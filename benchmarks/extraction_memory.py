@@ -6,7 +6,7 @@
 
 Writes one synthetic pyramidal JPEG slide at 0.25 um/px (benchmarks/wsi_speed.py's writer),
 tiles it at ``--patch-um`` (56 um = 224 level-0 px, read without resizing), and for each tile
-count runs ``extract_slides`` on the first N tiles in a fresh process. Reported: the wall time,
+count runs ``extract_features`` on the first N tiles in a fresh process. Reported: the wall time,
 that process's peak RSS (model, batches, pinned buffers, the HDF5 writer) and the largest peak
 RSS among its reader processes. The default model is timm's tiny ``test_resnet`` with random
 weights, so the run is bound by reading tiles and finishes in minutes on a CPU: what is
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from feature_throughput import subset  # noqa: E402
 from wsi_speed import write_slide  # noqa: E402
 
-from histodistill.features.extract import SlideJob, extract_slides  # noqa: E402
+from histodistill.features.extract import SlideJob, extract_features  # noqa: E402
 from histodistill.wsi.segmentation import SegmentationParams, segment_slide  # noqa: E402
 from histodistill.wsi.tiling import TilingParams, tile_slide  # noqa: E402
 
@@ -44,8 +44,8 @@ def extract_once(job: tuple[str, str, str, str, int, int]) -> tuple[float, float
     """In a fresh process: (wall s, own peak RSS MB, largest reader's peak RSS MB, rows)."""
     model, slide, patches, out, batch, workers = job
     t0 = time.perf_counter()
-    extract_slides([SlideJob("bench", slide, patches, out)], model, None, batch_size=batch,
-                   workers=workers, device="cpu")
+    extract_features([SlideJob("bench", slide, patches, out)], model, None, batch_size=batch,
+                     workers=workers, device="cpu")
     wall = time.perf_counter() - t0
     with h5py.File(out) as f:
         rows = len(f["features"])

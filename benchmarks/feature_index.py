@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-from histodistill.features.index import write_feature_index  # noqa: E402
+from histodistill.features.index import index_features  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
             files.append(str(path))
         for label in ("hashing every file", "digest written by extraction"):
             start = time.perf_counter()
-            write_feature_index(files, Path(tmp) / "index.tsv")
+            index_features(files, Path(tmp) / "index.tsv")
             print(f"{label}: {time.perf_counter() - start:.2f} s")
             for path in files:
                 with h5py.File(path, "a") as f:

@@ -10,7 +10,7 @@ throughput does not depend on them):
 
 * model only: uint8 tiles already on the device, through ``features.extract.Runner`` (the
   same normalisation, precision, channels-last and compile settings extraction uses);
-* end to end: ``extract_slides`` on ``--tiles`` tiles of the slide - worker processes read
+* end to end: ``extract_features`` on ``--tiles`` tiles of the slide - worker processes read
   and resize, pinned-memory copies, the model, HDF5 writes - with model build and
   compile time reported apart, and the steady rate excluding them.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from wsi_speed import write_slide  # noqa: E402
 
 from histodistill.device import resolve_device  # noqa: E402
-from histodistill.features.extract import Runner, SlideJob, extract_slides  # noqa: E402
+from histodistill.features.extract import Runner, SlideJob, extract_features  # noqa: E402
 from histodistill.features.factory import build_extractor  # noqa: E402
 from histodistill.wsi.segmentation import SegmentationParams, segment_slide  # noqa: E402
 from histodistill.wsi.tiling import TilingParams, tile_slide  # noqa: E402
@@ -78,9 +78,9 @@ def subset(patches: Path, out: Path, n: int) -> int:
 def end_to_end(name: str, slide: Path, patches: Path, out: Path, device: str, batch: int,
                workers: int, precision: str, compile_model: bool) -> tuple[float, int]:
     t0 = time.perf_counter()
-    n = extract_slides([SlideJob("bench", str(slide), str(patches), str(out))], name, None,
-                       batch_size=batch, workers=workers, device=device, precision=precision,
-                       compile_model=compile_model)["bench"]
+    n = extract_features([SlideJob("bench", str(slide), str(patches), str(out))], name, None,
+                         batch_size=batch, workers=workers, device=device, precision=precision,
+                         compile_model=compile_model)["bench"]
     return time.perf_counter() - t0, n
 
 

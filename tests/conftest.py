@@ -52,7 +52,7 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
 
     Returns a dict of paths: folds, clinical, samples, pathways, features (list).
     """
-    from histodistill.features.extract import SlideJob, extract_slides
+    from histodistill.features.extract import SlideJob, extract_features
     from histodistill.rna.normalise import normalise
     from histodistill.rna.pathways import score_pathways
     from histodistill.rna.table import RnaSource
@@ -71,7 +71,7 @@ def tiny_pipeline(tiny_cohort, tmp_path_factory):
                    TilingParams(112.0, 112, 0.5))
         jobs.append(SlideJob(slide_id, str(slide), str(out / f"{slide_id}.p.h5"),
                              str(out / "features" / f"{slide_id}.h5")))
-    extract_slides(jobs, "resnet18_trunc", None, batch_size=32)
+    extract_features(jobs, "resnet18_trunc", None, batch_size=32)
     normalise(RnaSource(str(folder / "rna_counts.tsv")), folder / "clinical.tsv",
               out / "n.parquet", out / "samples.tsv", out / "rna.json", out / "qc.png")
     score_pathways(out / "n.parquet", HALLMARK, folder / "clinical.tsv",

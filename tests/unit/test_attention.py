@@ -76,13 +76,13 @@ def test_changed_model_is_an_error_and_leaves_no_folder(tiny_pipeline, trained, 
     out = tmp_path / "maps"
     with pytest.raises(InputError, match="re-run train"):
         attention("ghanet", [str(tampered / "predictions.tsv")], p["samples"],
-                        p["features"], out, 1)
+                  p["features"], out, 1)
     assert not out.exists() and not list(tmp_path.glob(".maps.tmp-*"))
 
 
 def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
     table = mope_summary(trained["mope"], tmp_path / "mope.tsv", tmp_path / "mope.png",
-                           trained["mope_teacher"])
+                         trained["mope_teacher"])
     metas = [json.loads(Path(f).with_name("meta.json").read_text()) for f in trained["mope"]]
     assert sorted(table["pathway"]) == sorted(metas[0]["pathways"])
     assert table["usage_mean"].sum() == pytest.approx(1.0, abs=1e-5)
@@ -99,7 +99,7 @@ def test_mope_summary_of_usage_and_reconstructibility(trained, tmp_path):
         teacher[f"usage:{first['pathway']}"].mean())
     with pytest.raises(InputError, match="no usage"):
         mope_summary(trained["mope"], tmp_path / "m.tsv", tmp_path / "m.png",
-                       trained["wsi_abmil"])
+                     trained["wsi_abmil"])
 
 
 def test_ghanet_groups_reconstructed_on_test_patients_only(tiny_pipeline, trained, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from conftest import HALLMARK
-from histodistill.demo.cohort import latent_programmes, write_demo_slide, write_demo_tables
+from histodistill.demo.cohort import latent_programmes, make_demo_slide, write_demo_tables
 from histodistill.demo.spec import DemoSpec, plan_demo
 from histodistill.errors import InputError
 from histodistill.rna.gmt import read_gmt
@@ -52,7 +52,7 @@ def test_slides_are_pyramidal_jpeg_tiffs_that_openslide_opens(tiny_cohort):
 def test_one_slide_written_alone_is_identical_to_the_cohorts(tiny_cohort, tmp_path):
     folder, spec, plan = tiny_cohort
     slide_id = list(plan.slides)[-1]
-    write_demo_slide(tmp_path / "alone.tiff", spec, slide_id)
+    make_demo_slide(tmp_path / "alone.tiff", spec, slide_id)
     assert (tmp_path / "alone.tiff").read_bytes() == \
         (folder / "slides" / f"{slide_id}.tiff").read_bytes()
 

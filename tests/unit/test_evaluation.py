@@ -16,7 +16,7 @@ from histodistill.evaluation.curves import survival_on_grid
 from histodistill.evaluation.evaluate import (
     COLUMNS,
     EvalParams,
-    evaluate_cohort,
+    evaluate,
     survival_metrics,
 )
 from histodistill.evaluation.km import risk_groups
@@ -108,9 +108,9 @@ def _write_fold_files(tmp_path, rng, n_folds=3, n=30, cuts=(10.0, 25.0)):
 
 def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
     files = _write_fold_files(tmp_path, np.random.default_rng(2))
-    metrics = evaluate_cohort({"m": files}, tmp_path / "metrics.tsv", tmp_path / "c.png",
-                              {"m": str(tmp_path / "km.png")},
-                              EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)))
+    metrics = evaluate({"m": files}, tmp_path / "metrics.tsv", tmp_path / "c.png",
+                       {"m": str(tmp_path / "km.png")},
+                       EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)))
     written = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
     assert list(written.columns) == COLUMNS
     assert set(written["metric"]) == {"cindex", "cindex_uno", "cindex_uno_tau", "td_auc_10",
@@ -128,9 +128,9 @@ def test_evaluate_cohort_writes_metrics_and_plots(tmp_path):
     assert by.loc["cindex_uno_tau", "value"] == pytest.approx(np.quantile(test_time["time"], 0.8))
     assert 0 < by.loc["ibs", "value"] < 0.5
     assert (tmp_path / "km.png").stat().st_size > 1000
-    twice = evaluate_cohort({"m": files, "m2": files}, tmp_path / "m2.tsv", tmp_path / "c2.png",
-                            {"m": str(tmp_path / "km1.png"), "m2": str(tmp_path / "km2.png")},
-                            EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)), threads=2)
+    twice = evaluate({"m": files, "m2": files}, tmp_path / "m2.tsv", tmp_path / "c2.png",
+                     {"m": str(tmp_path / "km1.png"), "m2": str(tmp_path / "km2.png")},
+                     EvalParams(n_bootstrap=50, horizons=(10.0, 1e6)), threads=2)
     pd.testing.assert_frame_equal(  # processes change nothing
         twice[twice["model"] == "m"].reset_index(drop=True), metrics)
 
@@ -346,9 +346,9 @@ def test_binary_metrics_threshold_comes_from_training_rows(tmp_path):
     for fold, part in preds.groupby("fold"):
         files.append(tmp_path / f"f{fold}.tsv")
         part.to_csv(files[-1], sep="\t", index=False)
-    metrics = evaluate_cohort({"m": files}, tmp_path / "m.tsv", tmp_path / "auc.png",
-                              {"m": tmp_path / "roc_m.png"}, EvalParams(n_bootstrap=100),
-                              task=Task("binary", "node")).set_index("metric")
+    metrics = evaluate({"m": files}, tmp_path / "m.tsv", tmp_path / "auc.png",
+                       {"m": tmp_path / "roc_m.png"}, EvalParams(n_bootstrap=100),
+                       task=Task("binary", "node")).set_index("metric")
     test = preds[preds["role"] == "test"]
     assert metrics.loc["auc", "value"] == pytest.approx(roc_auc_score(test["label"], test["risk"]))
     assert metrics.loc["average_precision", "value"] == pytest.approx(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from histodistill.errors import InputError
-from histodistill.features.index import feature_paths, write_feature_index
+from histodistill.features.index import feature_paths, index_features
 from histodistill.provenance import file_sha256
 
 
@@ -24,7 +24,7 @@ def _h5(path, n, dim=8, extractor="resnet18_trunc", status=None):
 def test_index_lists_every_slide_with_status_and_checksum(tmp_path):
     files = [_h5(tmp_path / "s2.h5", 5), _h5(tmp_path / "s1.h5", 3),
              _h5(tmp_path / "bad.h5", 0, status="failed")]
-    index = write_feature_index(files, tmp_path / "index.tsv")
+    index = index_features(files, tmp_path / "index.tsv")
     back = pd.read_csv(tmp_path / "index.tsv", sep="\t", keep_default_na=False)
     assert list(back["slide"]) == ["bad", "s1", "s2"] == list(index["slide"])
     assert list(back["n_patches"]) == [0, 3, 5] and list(back["status"]) == ["failed", "ok", "ok"]
@@ -36,12 +36,12 @@ def test_index_lists_every_slide_with_status_and_checksum(tmp_path):
 def test_mixed_extractors_and_missing_files_are_errors(tmp_path):
     files = [_h5(tmp_path / "a.h5", 2), _h5(tmp_path / "b.h5", 2, dim=16, extractor="uni")]
     with pytest.raises(InputError, match="different extractors"):
-        write_feature_index(files, tmp_path / "index.tsv")
+        index_features(files, tmp_path / "index.tsv")
     assert not (tmp_path / "index.tsv").exists()
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(InputError, match="junk.h5.*re-run"):
-        write_feature_index([str(tmp_path / "junk.h5")], tmp_path / "index.tsv")
-    write_feature_index(files[:1], tmp_path / "index.tsv")
+        index_features([str(tmp_path / "junk.h5")], tmp_path / "index.tsv")
+    index_features(files[:1], tmp_path / "index.tsv")
     (tmp_path / "a.h5").unlink()
     with pytest.raises(InputError, match="1 listed files are missing"):
         feature_paths(tmp_path / "index.tsv")
@@ -51,5 +51,5 @@ def test_the_index_takes_the_digest_extraction_wrote_and_does_not_reread_the_fil
     path = _h5(tmp_path / "s1.h5", 4)
     with h5py.File(path, "a") as f:
         f.attrs["features_sha256"] = "ab" * 32
-    index = write_feature_index([path], tmp_path / "index.tsv")
+    index = index_features([path], tmp_path / "index.tsv")
     assert index["sha256"].tolist() == ["ab" * 32] != [file_sha256(path)]

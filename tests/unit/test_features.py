@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from histodistill.errors import HistodistillError, SlideError, WeightsError
-from histodistill.features.extract import SlideJob, extract_slides, resolve_device
+from histodistill.features.extract import SlideJob, extract_features, resolve_device
 from histodistill.features.factory import build_extractor
 from histodistill.features.registry import get_spec
 from histodistill.provenance import file_sha256
@@ -87,8 +87,8 @@ def test_gpu_request_without_gpu_is_an_error():
 def test_extracted_features_carry_provenance(patches, tmp_path):
     slide_id, slide, patch_h5 = patches
     out = tmp_path / "f.h5"
-    n = extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
-                       "resnet18_trunc", None, batch_size=8, code_version="abc")
+    n = extract_features([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
+                         "resnet18_trunc", None, batch_size=8, code_version="abc")
     with h5py.File(out) as f, h5py.File(patch_h5) as p:
         assert f["features"].shape == (n[slide_id], 256) and f["features"].dtype == np.float32
         assert np.array_equal(f["coords"][:], p["coords"][:])
@@ -117,8 +117,8 @@ def test_failure_mid_slide_leaves_no_file(patches, tmp_path, monkeypatch):
     monkeypatch.setattr(tiles, "read_tile", flaky)
     out = tmp_path / "f.h5"
     with pytest.raises(RuntimeError, match="disk went away"):
-        extract_slides([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
-                       "resnet18_trunc", None, batch_size=8)
+        extract_features([SlideJob(slide_id, str(slide), str(patch_h5), str(out))],
+                         "resnet18_trunc", None, batch_size=8)
     assert calls["n"] == 13 and list(tmp_path.iterdir()) == []
 
 
@@ -143,12 +143,12 @@ def _features(path):
 def test_a_shard_through_worker_processes_equals_one_slide_at_a_time(tiny_cohort,
                                                                       tiny_pipeline, tmp_path):
     jobs = _shard(tiny_cohort, tiny_pipeline, tmp_path)
-    counts = extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
+    counts = extract_features(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
     assert list(counts) == [j.slide_id for j in jobs] and min(counts.values()) > 8
     for job in jobs:
         alone = tmp_path / "alone.h5"
-        extract_slides([SlideJob(job.slide_id, job.slide_path, job.patches_h5, str(alone))],
-                       "resnet18_trunc", None, batch_size=8)
+        extract_features([SlideJob(job.slide_id, job.slide_path, job.patches_h5, str(alone))],
+                         "resnet18_trunc", None, batch_size=8)
         shard_feats, status = _features(job.out_h5)
         assert status == "ok" and np.array_equal(shard_feats, _features(alone)[0])
 
@@ -161,14 +161,14 @@ def test_an_unreadable_slide_in_a_shard_fails_alone(tiny_cohort, tiny_pipeline, 
     bad.write_bytes(bad.read_bytes()[:2048])  # truncated after tiling
     if on_error == "stop":
         with pytest.raises(SlideError, match=f"slide '{jobs[1].slide_id}'"):
-            extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
+            extract_features(jobs, "resnet18_trunc", None, batch_size=8, workers=2)
         # the slide before it is complete; nothing half-written under any final name
         assert _features(jobs[0].out_h5)[1] == "ok"
         written = sorted(p.name for p in (tmp_path / "f").iterdir() if p.is_file())
         assert written == [f"{jobs[0].slide_id}.h5"]
         return
-    counts = extract_slides(jobs, "resnet18_trunc", None, batch_size=8, workers=2,
-                            on_error="exclude")
+    counts = extract_features(jobs, "resnet18_trunc", None, batch_size=8, workers=2,
+                              on_error="exclude")
     assert counts[jobs[1].slide_id] == 0 and counts[jobs[0].slide_id] > 0
     assert counts[jobs[2].slide_id] > 0
     feats, status = _features(jobs[1].out_h5)
@@ -183,7 +183,7 @@ def _rerun(jobs, caplog, **kwargs):
         Path(job.out_h5).unlink()
     caplog.clear()
     with caplog.at_level("INFO", logger="histodistill.features.reuse"):
-        extract_slides(jobs, "resnet18_trunc", None, batch_size=8, **kwargs)
+        extract_features(jobs, "resnet18_trunc", None, batch_size=8, **kwargs)
     return {r.args[0] for r in caplog.records if "restored from" in r.getMessage()}
 
 
@@ -194,7 +194,7 @@ def test_a_rerun_shard_restores_unchanged_slides_and_recomputes_changed_ones(
     from histodistill.features import extract
 
     jobs = _shard(tiny_cohort, tiny_pipeline, tmp_path)
-    extract_slides(jobs, "resnet18_trunc", None, batch_size=8)
+    extract_features(jobs, "resnet18_trunc", None, batch_size=8)
     first = {j.slide_id: _features(j.out_h5)[0] for j in jobs}
     ids = set(first)
 

@@ -115,7 +115,7 @@ def test_ghanet_on_gene_families(tiny_pipeline, genes_of_tiny, tmp_path):
     assert meta["structure"]["groups"] == [list(range(30)), list(range(30, 60))]
     assert meta["pathways"] == list(fold0.columns)
     table = ghanet_summary([tmp_path / "predictions.tsv"], p["clinical"], p["samples"],
-                             p["features"], path, tmp_path / "groups.tsv", tmp_path / "g.png")
+                           p["features"], path, tmp_path / "groups.tsv", tmp_path / "g.png")
     assert table["members"].tolist() == ["Tumour suppressors (30 genes)", "Cytokines (30 genes)"]
     assert table["n_patients"].gt(0).all()
     with pytest.raises(InputError, match="one expert per pathway"):

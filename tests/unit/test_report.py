@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO
 from histodistill.evaluation.attention import attention
-from histodistill.evaluation.evaluate import EvalParams, evaluate_cohort
+from histodistill.evaluation.evaluate import EvalParams, evaluate
 from histodistill.evaluation.group_summary import ghanet_summary
 from histodistill.evaluation.pathway_summary import mope_summary
 from histodistill.report.html import build_report
@@ -27,16 +27,16 @@ def report(tiny_pipeline, tiny_models, tmp_path_factory):
     p, out = tiny_pipeline, tmp_path_factory.mktemp("report")
     preds = {m: tiny_models[m] for m in MODELS}
     km = {m: str(out / f"km_{m}.png") for m in MODELS}
-    evaluate_cohort(preds, out / "metrics.tsv", out / "cindex.png", km,
-                    EvalParams(n_bootstrap=20, horizons=(20.0,)))
+    evaluate(preds, out / "metrics.tsv", out / "cindex.png", km,
+             EvalParams(n_bootstrap=20, horizons=(20.0,)))
     attention_dirs = []
     for m in MODELS:
         attention(m, preds[m], p["samples"], p["features"], out / "attention" / m, 1)
         attention_dirs.append(out / "attention" / m)
     mope_summary(preds["mope"], out / "mope.tsv", out / "mope.png",
-                   tiny_models["mope_teacher"])
+                 tiny_models["mope_teacher"])
     ghanet_summary(preds["ghanet"], p["clinical"], p["samples"], p["features"],
-                     p["pathways"], out / "ghanet.tsv", out / "ghanet.png")
+                   p["pathways"], out / "ghanet.tsv", out / "ghanet.png")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     defaults = {"wsi": {"segmentation": {"thumbnail_mpp": 8.0, "glass_margin": 15,
                                          "min_component_um2": 40000.0},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from histodistill.errors import SlideError
-from histodistill.features.extract import SlideJob, extract_slides
+from histodistill.features.extract import SlideJob, extract_features
 from histodistill.training.data import usable_slides
 from histodistill.wsi.segmentation import SegmentationParams, segment_slide
 from histodistill.wsi.status import excluded_slides, failure_summary, h5_status
@@ -46,7 +46,7 @@ def test_excluded_slide_gets_failed_outputs_at_every_step(tmp_path, kind):
     assert (tmp_path / "tiles.png").read_bytes()[:8] == png.read_bytes()[:8]  # the card
     assert h5_status(patches)[0] == "failed" and reason in h5_status(patches)[1]
     job = SlideJob(kind, str(slide), str(patches), str(features))
-    assert extract_slides([job], "resnet18_trunc", None, batch_size=8) == {kind: 0}
+    assert extract_features([job], "resnet18_trunc", None, batch_size=8) == {kind: 0}
     with h5py.File(features, "r") as f:
         assert f["features"].shape == (0, 256) and f.attrs["status"] == "failed"
         assert f.attrs["extractor"] == "resnet18_trunc" and reason in f.attrs["reason"]

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from conftest import TEST_DATA
-from histodistill.features.extract import SlideJob, extract_slides
+from histodistill.features.extract import SlideJob, extract_features
 from histodistill.features.jpeg_tiles import FAST, OPENSLIDE, decode_colorspaces, jpeg_level
 from histodistill.features.tiles import SlideTiles, choose_reader, open_source, read_tile
 from histodistill.units import Level0Px, Microns
@@ -131,8 +131,8 @@ def test_features_through_either_reader_agree(tiny_cohort, tmp_path):
     feats = {}
     for reader in ("auto", "openslide"):
         out = tmp_path / f"{reader}.h5"
-        extract_slides([SlideJob(slide_id, str(slide), str(tmp_path / "p.h5"), str(out))],
-                       "resnet18_trunc", None, batch_size=8, tile_reader=reader)
+        extract_features([SlideJob(slide_id, str(slide), str(tmp_path / "p.h5"), str(out))],
+                         "resnet18_trunc", None, batch_size=8, tile_reader=reader)
         with h5py.File(out) as f:
             feats[reader] = (f["features"][:], str(f.attrs["tile_reader"]))
     assert feats["auto"][1] == FAST and feats["openslide"][1] == OPENSLIDE

@@ -50,7 +50,7 @@ def slide_shape(spec: DemoSpec) -> tuple[int, int]:
     return (int(round(spec.slide_height_um / spec.mpp)), int(round(spec.slide_width_um / spec.mpp)))
 
 
-def write_demo_slide(out_path: str | Path, spec: DemoSpec, slide_id: str) -> None:
+def make_demo_slide(out_path: str | Path, spec: DemoSpec, slide_id: str) -> None:
     """Paint and write one slide of the cohort (its phenotype follows its patient's z)."""
     plan = plan_demo(spec)
     if slide_id not in plan.slides:
@@ -115,10 +115,10 @@ def make_demo_cohort(out_dir: str | Path, spec: DemoSpec, gmt_path: str | Path,
     paths = [out / SLIDES_DIR / f"{s}.tiff" for s in plan.slides]
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(write_demo_slide, p, spec, s)
+            for fut in [pool.submit(make_demo_slide, p, spec, s)
                         for p, s in zip(paths, plan.slides, strict=True)]:
                 fut.result()
     else:
         for p, s in zip(paths, plan.slides, strict=True):
-            write_demo_slide(p, spec, s)
+            make_demo_slide(p, spec, s)
     return plan

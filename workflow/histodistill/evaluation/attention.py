@@ -152,7 +152,7 @@ def in_folder(out_dir: str | Path, write: Callable[[Path], pd.DataFrame]) -> pd.
 
 
 def attention(model_name: str, prediction_files: list[str], samples_tsv: str | Path,
-                    feature_h5s: list[str], out_dir: str | Path, n_patients: int) -> pd.DataFrame:
+              feature_h5s: list[str], out_dir: str | Path, n_patients: int) -> pd.DataFrame:
     """Maps of the ``n_patients`` highest- and lowest-risk patients into ``out_dir`` (written
     to a temporary folder and moved into place whole)."""
     return in_folder(out_dir, lambda tmp: _write_all(model_name, prediction_files, samples_tsv,

@@ -162,7 +162,7 @@ def survival_rows(model: str, test: pd.DataFrame, surv: np.ndarray | None,
     t, e, r = (test[c].to_numpy() for c in ("time", "event", "risk"))
     n, n_events = len(test), int(e.sum())
     base = {"model": model, "task": "survival", "n_patients": n, "n_events": n_events}
-    tau = params.with_uno_tau(t).uno_tau  # evaluate_cohort resolves it once for all models
+    tau = params.with_uno_tau(t).uno_tau  # evaluate resolves it once for all models
     rows = [metric_row(base, "cindex", headline_stat(Task(), test), n, params),
             metric_row(base, "cindex_uno", lambda i: uno_cindex(t[i], e[i], r[i], tau), n,
                        params),
@@ -290,10 +290,10 @@ def model_cv_metrics(model: str, prediction_files: list[str | Path], params: Eva
                     "ci_high": NAN}]
 
 
-def evaluate_cohort(predictions: dict[str, list[str]], out_metrics: str | Path,
-                    out_cindex_png: str | Path, km_pngs: dict[str, str],
-                    params: EvalParams | None = None, task: Task | None = None,
-                    threads: int = 1) -> pd.DataFrame:
+def evaluate(predictions: dict[str, list[str]], out_metrics: str | Path,
+             out_cindex_png: str | Path, km_pngs: dict[str, str],
+             params: EvalParams | None = None, task: Task | None = None,
+             threads: int = 1) -> pd.DataFrame:
     """``predictions``: model -> its per-fold predictions.tsv files (each with its meta.json
     beside it for survival tasks); ``km_pngs``: model -> output path of its Kaplan-Meier plot
     (ROC curve for a binary task). Models are evaluated in ``threads`` processes (the

@@ -87,9 +87,9 @@ def _named(members: list[str]) -> list[str]:
 
 
 def ghanet_summary(prediction_files: list[str | Path], clinical_tsv: str | Path,
-                     samples_tsv: str | Path, feature_h5s: list[str],
-                     pathways_parquet: str | Path, out_tsv: str | Path, out_png: str | Path
-                     ) -> pd.DataFrame:
+                   samples_tsv: str | Path, feature_h5s: list[str],
+                   pathways_parquet: str | Path, out_tsv: str | Path, out_png: str | Path
+                   ) -> pd.DataFrame:
     """Per fold and group: members, out-of-fold patients, mean/SD cosine and mean MSE.
 
     Groups are clustered within each fold, so group k of one fold is not group k of another:

@@ -99,8 +99,8 @@ def plot_mope(table: pd.DataFrame, out_png: str | Path) -> None:
 
 
 def mope_summary(prediction_files: list[str | Path], out_tsv: str | Path,
-                   out_png: str | Path, teacher_files: list[str | Path] | None = None
-                   ) -> pd.DataFrame:
+                 out_png: str | Path, teacher_files: list[str | Path] | None = None
+                 ) -> pd.DataFrame:
     table = mope_table(prediction_files, teacher_files)
     top = table.iloc[0]
     log.info("MoPE: %d pathway experts; most used %s (usage %.3f, uniform %.3f; "

@@ -1,6 +1,6 @@
 """Feature extraction: many slides through one loaded model, one feature h5 per slide.
 
-The model is built once per call (``extract_slides``), so a job given many slides - a shard -
+The model is built once per call (``extract_features``), so a job given many slides - a shard -
 pays for loading (and ``torch.compile``) once. Tiles of all the slides stream through one
 DataLoader (``features.tiles``): worker processes read and resize, batches arrive as uint8
 in pinned memory and are copied without blocking; normalisation and autocast run on the
@@ -161,11 +161,11 @@ def _read_patches(job: SlideJob, ext: LoadedExtractor, tile_reader: str = "auto"
     return replace(tiles, reader=choose_reader(tiles, tile_reader))
 
 
-def extract_slides(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
-                   seed: int = 0, batch_size: int = 64, workers: int | str = 0,
-                   device: str = "auto", precision: str = "auto", compile_model: bool = False,
-                   code_version: str = "", on_error: str = "stop", tile_reader: str = "auto"
-                   ) -> dict[str, int]:
+def extract_features(jobs: list[SlideJob], extractor: str, weights: str | Path | None, *,
+                     seed: int = 0, batch_size: int = 64, workers: int | str = 0,
+                     device: str = "auto", precision: str = "auto", compile_model: bool = False,
+                     code_version: str = "", on_error: str = "stop", tile_reader: str = "auto"
+                     ) -> dict[str, int]:
     """Extract features for many slides with one model load; returns tiles per slide (0 for
     a slide that failed, here or in an earlier step, under ``on_error="exclude"``).
     ``tile_reader``: ``auto`` reads a slide's stored JPEG tiles where that gives OpenSlide's

@@ -47,7 +47,7 @@ def _row(path: Path) -> dict[str, object]:
                          "delete it and re-run so that the slide is extracted again") from exc
 
 
-def write_feature_index(feature_h5s: list[str], out: str | Path) -> pd.DataFrame:
+def index_features(feature_h5s: list[str], out: str | Path) -> pd.DataFrame:
     """Index every feature file (sorted by slide); the slides must share one extractor."""
     rows = [_row(Path(p)) for p in feature_h5s]
     index = pd.DataFrame(rows, columns=COLUMNS).sort_values("slide", kind="stable")
