@@ -1,7 +1,7 @@
 """histodistill: H&E slides + bulk RNA + outcomes -> histology-only risk models.
 
-    snakemake --cores all                    # every cohort of config/config.yaml
-    snakemake --cores all --configfile my.yaml --replace-workflow-config
+snakemake --cores all                    # every cohort of config/config.yaml
+snakemake --cores all --configfile my.yaml --replace-workflow-config
 """
 
 from snakemake.utils import min_version

@@ -45,16 +45,21 @@ FOLDS = list(range(config["splits"]["n_folds"]))
 # histology-only models: their patch attention is drawn for the report
 # attention maps of the histology-only models that learn one (not wsi_meanpool's uniform
 # weights, not the controls, whose maps would repeat their base model's)
-ATTENTION_MODELS = [m for m in MODELS if CATALOG[m].histology_only and not CATALOG[m].direct
-                    and CATALOG[m].control is None]
+ATTENTION_MODELS = [
+    m
+    for m in MODELS
+    if CATALOG[m].histology_only and not CATALOG[m].direct and CATALOG[m].control is None
+]
 # models every trained cohort bundles as a final model (results/{cohort}/final/{model}/):
 # the histology-only ones, less the controls (a scored cohort may still name a control)
 BUNDLED = [m for m in MODELS if CATALOG[m].histology_only and CATALOG[m].control is None]
 
 # The param ``code`` of every step, keyed by its script's name: a hash of the script and of
 # the package code it imports, so that editing a step's code re-runs that step's outputs.
-CODE = {s.stem: script_code_hash(s)
-        for s in sorted((Path(workflow.basedir) / "workflow" / "scripts").glob("[!_]*.py"))}
+CODE = {
+    s.stem: script_code_hash(s)
+    for s in sorted((Path(workflow.basedir) / "workflow" / "scripts").glob("[!_]*.py"))
+}
 
 
 def _fail(message):
@@ -67,8 +72,10 @@ for key in {GENESET} | {c["demo"]["geneset"] for c in config["cohorts"].values()
     if not Path(config["genesets"][key]).is_file():
         _fail(f"genesets.{key}: GMT file {config['genesets'][key]} does not exist")
 if config["features"]["weights"] is not None and not Path(config["features"]["weights"]).is_file():
-    _fail(f"features.weights: {config['features']['weights']} does not exist; give a local "
-          "weight file or null for random weights (demo only)")
+    _fail(
+        f"features.weights: {config['features']['weights']} does not exist; give a local "
+        "weight file or null for random weights (demo only)"
+    )
 
 
 def _demo_cohort(name, cfg):
@@ -80,8 +87,10 @@ def _demo_cohort(name, cfg):
         "samples": f"{base}/samples.tsv",
         "clinical": f"{base}/clinical.tsv",
         "rna": {"path": f"{base}/rna_counts.tsv", "kind": "counts"},
-        "slides": {s: {"patient": p, "path": f"{base}/slides/{s}.tiff", "mpp": None}
-                   for s, p in plan_demo(spec).slides.items()},
+        "slides": {
+            s: {"patient": p, "path": f"{base}/slides/{s}.tiff", "mpp": None}
+            for s, p in plan_demo(spec).slides.items()
+        },
     }
 
 
@@ -101,8 +110,10 @@ def _real_cohort(name, cfg):
         "samples": cfg["samples"],
         "clinical": cfg["clinical"],
         "rna": cfg["rna"],
-        "slides": {s.slide_id: {"patient": s.patient, "path": str(s.path), "mpp": s.mpp}
-                   for s in slides.values()},
+        "slides": {
+            s.slide_id: {"patient": s.patient, "path": str(s.path), "mpp": s.mpp}
+            for s in slides.values()
+        },
     }
 
 
@@ -116,9 +127,16 @@ def _scored_cohort(name, cfg):
             table = read_clinical(clinical)
             validate(table.reset_index(), schema="../schemas/clinical.schema.yaml")
         slides = read_samples(cfg["samples"])
-        cohort = {"demo": None, "samples": cfg["samples"], "clinical": clinical, "rna": None,
-                  "slides": {s.slide_id: {"patient": s.patient, "path": str(s.path),
-                                          "mpp": s.mpp} for s in slides.values()}}
+        cohort = {
+            "demo": None,
+            "samples": cfg["samples"],
+            "clinical": clinical,
+            "rna": None,
+            "slides": {
+                s.slide_id: {"patient": s.patient, "path": str(s.path), "mpp": s.mpp}
+                for s in slides.values()
+            },
+        }
     return {**cohort, "bundles": _bundles_of(name, cfg["score_with"])}
 
 
@@ -128,36 +146,49 @@ def _bundles_of(name, score_with):
     source = score_with.get("cohort")
     if source is not None:
         if source not in config["cohorts"] or "score_with" in config["cohorts"][source]:
-            _fail(f"cohort {name!r}: score_with.cohort {source!r} is not a trained cohort of "
-                  "this config")
+            _fail(
+                f"cohort {name!r}: score_with.cohort {source!r} is not a trained cohort of "
+                "this config"
+            )
         for m in score_with.get("models") or BUNDLED:
             if m not in MODELS or not CATALOG[m].histology_only:
-                _fail(f"cohort {name!r}: score_with.models: {m!r} is not a histology-only "
-                      f"model of models: (those are {[x for x in MODELS if CATALOG[x].histology_only]})")
+                _fail(
+                    f"cohort {name!r}: score_with.models: {m!r} is not a histology-only "
+                    f"model of models: (those are {[x for x in MODELS if CATALOG[x].histology_only]})"
+                )
             bundles[m] = f"results/{source}/final/{m}"
     elif score_with.get("models"):
         _fail(f"cohort {name!r}: score_with.models needs score_with.cohort")
     tiling = config["wsi"]["tiling"]
     for key, folder in (score_with.get("bundles") or {}).items():
         if key in bundles:
-            _fail(f"cohort {name!r}: score_with.bundles: {key!r} is also a model of "
-                  f"score_with.cohort; give the bundle another name")
+            _fail(
+                f"cohort {name!r}: score_with.bundles: {key!r} is also a model of "
+                f"score_with.cohort; give the bundle another name"
+            )
         try:
             manifest = read_manifest(folder)
         except HistodistillError as exc:
             _fail(f"cohort {name!r}: score_with.bundles.{key}: {exc}")
-        found = (manifest["extractor"]["name"], manifest["tiling"]["patch_um"],
-                 manifest["tiling"]["patch_px"])
+        found = (
+            manifest["extractor"]["name"],
+            manifest["tiling"]["patch_um"],
+            manifest["tiling"]["patch_px"],
+        )
         wanted = (EXTRACTOR, tiling["patch_um"], tiling["patch_px"])
         if found[0] != wanted[0] or abs(found[1] - wanted[1]) > 1e-6 or found[2] != wanted[2]:
-            _fail(f"cohort {name!r}: bundle {folder} was trained on {found[0]} features of "
-                  f"{found[1]:g} um / {found[2]} px tiles; this config extracts {wanted[0]} "
-                  f"features of {wanted[1]:g} um / {wanted[2]} px. Set features.extractor, "
-                  "features.weights and wsi.tiling to the bundle's (or score in a project "
-                  "configured like the training one)")
+            _fail(
+                f"cohort {name!r}: bundle {folder} was trained on {found[0]} features of "
+                f"{found[1]:g} um / {found[2]} px tiles; this config extracts {wanted[0]} "
+                f"features of {wanted[1]:g} um / {wanted[2]} px. Set features.extractor, "
+                "features.weights and wsi.tiling to the bundle's (or score in a project "
+                "configured like the training one)"
+            )
         if manifest["task"]["type"] != TASK.type:
-            _fail(f"cohort {name!r}: bundle {folder} is a {manifest['task']['type']} model; "
-                  f"this config's task is {TASK.type} (set task: to the bundle's)")
+            _fail(
+                f"cohort {name!r}: bundle {folder} is a {manifest['task']['type']} model; "
+                f"this config's task is {TASK.type} (set task: to the bundle's)"
+            )
         bundles[key] = folder
     if not bundles:
         _fail(f"cohort {name!r}: score_with names no model (give cohort: or bundles:)")
@@ -170,8 +201,9 @@ for _name, _cfg in config["cohorts"].items():
         if "score_with" in _cfg:
             COHORTS[_name] = _scored_cohort(_name, _cfg)
         else:
-            COHORTS[_name] = (_demo_cohort(_name, _cfg["demo"]) if "demo" in _cfg
-                              else _real_cohort(_name, _cfg))
+            COHORTS[_name] = (
+                _demo_cohort(_name, _cfg["demo"]) if "demo" in _cfg else _real_cohort(_name, _cfg)
+            )
     except (HistodistillError, ValueError) as exc:
         _fail(f"cohort {_name!r}: {exc}")
 
@@ -182,16 +214,18 @@ TRAINED = [c for c in COHORTS if c not in SCORED]
 SCORED_NAMES = sorted({n for b in SCORED.values() for n in b})
 
 # Feature-extraction shards: (cohort, k) -> its slides (consecutive sheet rows) and rule name.
-SHARDS = {(c, k): slides for c in COHORTS
-          for k, slides in enumerate(plan_shards(list(COHORTS[c]["slides"]),
-                                                 config["features"]["slides_per_job"]))}
+SHARDS = {
+    (c, k): slides
+    for c in COHORTS
+    for k, slides in enumerate(
+        plan_shards(list(COHORTS[c]["slides"]), config["features"]["slides_per_job"])
+    )
+}
 SHARD_RULES = shard_rule_names(SHARDS)
 # The shards' params: the feature settings, less the shard size and the number of reader
 # processes (a new value of either must not re-run slides whose features do not depend on it).
 FEATURE_PARAMS = {
-    k: v
-    for k, v in config["features"].items()
-    if k not in ("slides_per_job", "num_workers")
+    k: v for k, v in config["features"].items() if k not in ("slides_per_job", "num_workers")
 }
 
 
@@ -264,9 +298,14 @@ def print_excluded_slides():
     wsi.on_slide_error: exclude, with their reasons, on the terminal."""
     if config["wsi"]["on_slide_error"] != "exclude":
         return
-    files = {c: [p for s in slide_ids(c) for p in (f"results/{c}/patches/{s}.h5",
-                                                   f"results/{c}/features/{EXTRACTOR}/{s}.h5")]
-             for c in COHORTS}
+    files = {
+        c: [
+            p
+            for s in slide_ids(c)
+            for p in (f"results/{c}/patches/{s}.h5", f"results/{c}/features/{EXTRACTOR}/{s}.h5")
+        ]
+        for c in COHORTS
+    }
     try:
         summary = failure_summary(excluded_slides(files))
     except ImportError as exc:  # h5py absent from Snakemake's own environment (--use-conda)
@@ -332,10 +371,16 @@ def report_inputs(wc):
         "features": feature_index(c),
         "tissue_qc": [f"results/{c}/qc/{s}_tiles.png" for s in slide_ids(c)[:6]],
         "attention": [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS],
-        "mope": [f"results/{c}/plots/mope_pathways.png", f"results/{c}/mope_pathways.tsv"]
-        if "mope" in MODELS else [],
-        "ghanet": [f"results/{c}/plots/ghanet_groups.png", f"results/{c}/ghanet_groups.tsv"]
-        if "ghanet" in MODELS else [],
+        "mope": (
+            [f"results/{c}/plots/mope_pathways.png", f"results/{c}/mope_pathways.tsv"]
+            if "mope" in MODELS
+            else []
+        ),
+        "ghanet": (
+            [f"results/{c}/plots/ghanet_groups.png", f"results/{c}/ghanet_groups.tsv"]
+            if "ghanet" in MODELS
+            else []
+        ),
     }
 
 
@@ -346,14 +391,18 @@ def bundle_dir(cohort, name):
 def scored_outputs(cohort):
     """Predictions, attention folders and, with outcomes, the validation of a scored cohort."""
     names = list(SCORED[cohort])
-    out = {"predictions": [f"results/{cohort}/predictions/{n}.tsv" for n in names],
-           "manifests": [f"{bundle_dir(cohort, n)}/manifest.json" for n in names],
-           "attention": [f"results/{cohort}/attention/{n}" for n in names]}
+    out = {
+        "predictions": [f"results/{cohort}/predictions/{n}.tsv" for n in names],
+        "manifests": [f"{bundle_dir(cohort, n)}/manifest.json" for n in names],
+        "attention": [f"results/{cohort}/attention/{n}" for n in names],
+    }
     if COHORTS[cohort]["clinical"] is not None:
-        out |= {"metrics": f"results/{cohort}/external/metrics.tsv",
-                "cindex": f"results/{cohort}/external/{'auc' if CURVE == 'roc' else 'cindex'}.png",
-                "curves": f"results/{cohort}/external/curves",
-                "clinical": COHORTS[cohort]["clinical"]}
+        out |= {
+            "metrics": f"results/{cohort}/external/metrics.tsv",
+            "cindex": f"results/{cohort}/external/{'auc' if CURVE == 'roc' else 'cindex'}.png",
+            "curves": f"results/{cohort}/external/curves",
+            "clinical": COHORTS[cohort]["clinical"],
+        }
     return out
 
 
@@ -370,12 +419,17 @@ def all_targets():
     targets = []
     for c in COHORTS:
         for s in slide_ids(c):
-            targets += [f"results/{c}/tissue/{s}.geojson", f"results/{c}/qc/{s}_tissue.png",
-                        f"results/{c}/qc/{s}_tiles.png", f"results/{c}/patches/{s}.h5"]
+            targets += [
+                f"results/{c}/tissue/{s}.geojson",
+                f"results/{c}/qc/{s}_tissue.png",
+                f"results/{c}/qc/{s}_tiles.png",
+                f"results/{c}/patches/{s}.h5",
+            ]
         targets += feature_files(c) + [feature_index(c), f"results/{c}/report.html"]
         if c in SCORED:
-            targets += [f for v in scored_outputs(c).values()
-                        for f in (v if isinstance(v, list) else [v])]
+            targets += [
+                f for v in scored_outputs(c).values() for f in (v if isinstance(v, list) else [v])
+            ]
             continue
         targets += [f"results/{c}/metrics.tsv"]
         targets += [f"results/{c}/attention/{m}" for m in ATTENTION_MODELS]

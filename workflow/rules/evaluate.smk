@@ -1,8 +1,11 @@
 rule evaluate:
     input:
         predictions=lambda wc: [f for files in predictions(wc.cohort).values() for f in files],
-        meta=lambda wc: [f.replace("predictions.tsv", "meta.json")
-                         for files in predictions(wc.cohort).values() for f in files],
+        meta=lambda wc: [
+            f.replace("predictions.tsv", "meta.json")
+            for files in predictions(wc.cohort).values()
+            for f in files
+        ],
     output:
         metrics=report(
             "results/{cohort}/metrics.tsv",
